@@ -1,0 +1,42 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each creates .venv and installs
+# what it needs first; the stamp files make the second run skip the install.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: demo test bench prometheus clean
+
+$(VENV)/.created:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	touch $@
+
+$(VENV)/.forecaster: $(VENV)/.created pyproject.toml
+	$(PIP) install -e '.[forecaster]'
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.created pyproject.toml
+	$(PIP) install -e '.[dev]'
+	touch $@ $(VENV)/.forecaster
+
+demo: $(VENV)/.forecaster
+	$(VENV)/bin/prescaler demo
+
+# The Prometheus tests run Debian's prometheus and promtool; install them where they are missing and
+# we may (CI runs as root on Debian). Elsewhere those tests skip and say how to install them.
+prometheus:
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's prometheus package"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	else echo "prometheus not found and not root: the Prometheus tests will skip (apt-get install prometheus)"; fi
+
+test: $(VENV)/.dev prometheus
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.dev prometheus
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache

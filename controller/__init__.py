@@ -1,0 +1,1 @@
+"""prescaler controller package."""

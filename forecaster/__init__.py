@@ -1,0 +1,1 @@
+"""prescaler forecaster package."""

@@ -1,0 +1,1 @@
+"""Forecasting models behind one interface (see base.Estimator)."""
