@@ -8,6 +8,7 @@ column and one column per quantile named by `quantile_key` ("0.5", "0.9", "0.95"
 
 from __future__ import annotations
 
+import copy
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -44,7 +45,19 @@ class Estimator(ABC):
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
-    def predict(self, horizon: int, quantiles: Sequence[float] = DEFAULT_QUANTILES) -> pd.DataFrame:
+    def predict(
+        self,
+        horizon: int,
+        quantiles: Sequence[float] = DEFAULT_QUANTILES,
+        history: pd.Series | None = None,
+    ) -> pd.DataFrame:
+        """Forecast the `horizon` bins after the training data, or after `history` when given.
+
+        `history` is the observed series up to a later origin (it extends the training data): the
+        fitted parameters are kept and only the state is brought up to date, so a service or a replay
+        can forecast every few minutes and refit only every few hours. Estimators override
+        `_predict_from`; the default refits a copy, which is correct but slow.
+        """
         if not hasattr(self, "last_timestamp_"):
             raise NotFitted(f"{self.name}: predict() before fit()")
         if horizon < 1:
@@ -52,9 +65,18 @@ class Estimator(ABC):
         qs = sorted({float(q) for q in quantiles})
         for q in qs:
             quantile_key(q)  # validates the range
-        mean, quant = self._predict(horizon, qs)
+        if history is None:
+            origin = self.last_timestamp_
+            mean, quant = self._predict(horizon, qs)
+        else:
+            if step_seconds(history) != self.step_seconds_:
+                raise ValueError(
+                    f"history bin {step_seconds(history)}s differs from the fitted {self.step_seconds_}s"
+                )
+            origin = history.index[-1]
+            mean, quant = self._predict_from(history.astype("float64"), horizon, qs)
         index = pd.date_range(
-            self.last_timestamp_ + pd.Timedelta(seconds=self.step_seconds_),
+            origin + pd.Timedelta(seconds=self.step_seconds_),
             periods=horizon, freq=f"{self.step_seconds_}s",
         )
         frame = pd.DataFrame({"mean": np.asarray(mean, dtype="float64")}, index=index)
@@ -72,3 +94,11 @@ class Estimator(ABC):
     @abstractmethod
     def _predict(self, horizon: int, quantiles: list[float]) -> tuple[np.ndarray, np.ndarray]:
         """Return (mean of shape (horizon,), quantiles of shape (horizon, len(quantiles)))."""
+
+    def _predict_from(
+        self, history: pd.Series, horizon: int, quantiles: list[float]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Forecast after `history` with the fitted parameters. Default: refit a copy (slow, exact)."""
+        clone = copy.deepcopy(self)
+        clone.fit(history)
+        return clone._predict(horizon, quantiles)
