@@ -63,7 +63,8 @@ def native_bin_seconds(index: pd.DatetimeIndex) -> int:
     """The spacing of a regular trace index, in seconds."""
     if len(index) < 2:
         raise ValueError("a trace needs at least two rows to have a bin")
-    steps = np.diff(index.asi8) // 1_000_000_000
+    # asi8 counts in the index's own unit; pandas 3 parses strings to microseconds, so convert first.
+    steps = np.diff(index.as_unit("ns").asi8) // 1_000_000_000
     return int(np.median(steps))
 
 
