@@ -1,0 +1,160 @@
+"""The HTTP edge: prometheus-api-client calls with our errors, retries (tenacity) and auth.
+
+prometheus-api-client turns every non-200 answer into one exception whose message is a repr of the
+body, losing the status. We give it our own requests.Session whose response hook maps the status
+first (401/403 -> auth, 400/422 -> query error with Prometheus's `error` text, 5xx -> unreachable),
+so callers get typed errors without parsing the client's message. Retries are tenacity's (the
+client's own urllib3 retries are switched off, so one policy applies, with an injectable sleep).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusConnect
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from urllib3.util.retry import Retry
+
+from forecaster.prometheus.config import PrometheusConfig
+from forecaster.prometheus.errors import (
+    PrometheusAuthError,
+    PrometheusQueryError,
+    PrometheusUnreachable,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["PrometheusClient"]
+
+
+class _QueryContext(threading.local):
+    """The query in flight on this thread, so the response hook can name it in an error."""
+
+    query: str = ""
+
+
+class PrometheusClient:
+    """A thin, typed client over prometheus-api-client for one Prometheus server."""
+
+    def __init__(
+        self,
+        config: PrometheusConfig,
+        *,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.config = config
+        self._sleep = sleep
+        self._context = _QueryContext()
+        session = session or requests.Session()
+        session.verify = config.tls_verify()
+        session.hooks["response"].append(self._check_response)
+        headers: dict[str, str] | None = None
+        auth: tuple[str, str] | None = None
+        token = config.resolve_bearer_token()
+        if token is not None:
+            headers = {"Authorization": f"Bearer {token}"}
+        if config.username is not None:
+            auth = (config.username, config.resolve_password() or "")
+        self._prom = PrometheusConnect(
+            url=config.url,
+            headers=headers,
+            auth=auth,
+            session=session,
+            timeout=config.timeout_s,
+            retry=Retry(total=0, connect=0, read=0, status=0, redirect=0),
+        )
+
+    def __repr__(self) -> str:
+        return f"PrometheusClient({self.config!r})"
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def query_range(self, query: str, start: float, end: float, step_seconds: int) -> list[dict[str, Any]]:
+        """`/api/v1/query_range` evaluated at start, start+step, ..., <= end (seconds since epoch)."""
+        from datetime import datetime, timezone
+
+        return self._call(
+            query,
+            lambda: self._prom.custom_query_range(
+                query,
+                start_time=datetime.fromtimestamp(start, timezone.utc),
+                end_time=datetime.fromtimestamp(end, timezone.utc),
+                step=f"{int(step_seconds)}s",
+            ),
+        )
+
+    def query(self, query: str, at: float) -> list[dict[str, Any]]:
+        """`/api/v1/query` at one instant (seconds since epoch)."""
+        return self._call(query, lambda: self._prom.custom_query(query, params={"time": at}))
+
+    def metric_names(self, match: str, start: float, end: float) -> list[str]:
+        """Metric names of the series matching the selector `match` within [start, end]."""
+        params = {"match[]": match, "start": start, "end": end}
+        return list(self._call(match, lambda: self._prom.get_label_values("__name__", params=params)))
+
+    # -- machinery ---------------------------------------------------------------------------
+
+    def _call(self, query: str, fn: Callable[[], Any]) -> Any:
+        self._context.query = query
+        retrying = Retrying(
+            retry=retry_if_exception_type(PrometheusUnreachable),
+            stop=stop_after_attempt(self.config.retries + 1),
+            wait=wait_exponential(
+                multiplier=self.config.backoff_initial_s, max=self.config.backoff_max_s
+            ),
+            sleep=self._sleep,
+            reraise=True,
+            before_sleep=lambda state: log.warning(
+                "Prometheus %s: %s; retry %d of %d",
+                self.config.url,
+                state.outcome.exception() if state.outcome else "?",
+                state.attempt_number,
+                self.config.retries,
+            ),
+        )
+        return retrying(self._once, fn)
+
+    def _once(self, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except (requests.ConnectionError, requests.Timeout) as error:
+            raise PrometheusUnreachable(
+                f"cannot reach Prometheus at {self.config.url}: {type(error).__name__}"
+                f" ({_short(error)})"
+            ) from error
+
+    def _check_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        if status in (401, 403):
+            raise PrometheusAuthError(self.config.url, status)
+        text = _prometheus_error_text(response)
+        if status in (400, 422):
+            raise PrometheusQueryError(self._context.query, text, status)
+        if status >= 500:
+            raise PrometheusUnreachable(f"Prometheus at {self.config.url} answered HTTP {status}: {text}")
+        raise PrometheusQueryError(self._context.query, text, status)
+
+
+def _prometheus_error_text(response: requests.Response) -> str:
+    """Prometheus's own `error` field (with its errorType), else the start of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:500].strip() or response.reason or ""
+    if isinstance(body, dict) and "error" in body:
+        kind = body.get("errorType")
+        return f"{kind}: {body['error']}" if kind else str(body["error"])
+    return str(body)[:500]
+
+
+def _short(error: Exception) -> str:
+    text = str(error)
+    return text if len(text) <= 300 else text[:300] + "..."
