@@ -20,7 +20,11 @@ app = typer.Typer(
 
 # Each of these modules defines `register(app: typer.Typer) -> None`.
 COMMAND_MODULES = (
-    "forecaster.cli",            # backtest, train, forecast
+    "forecaster.cli",             # backtest, train, forecast
+    "forecaster.prometheus.cli",  # prometheus backfill
+    "forecaster.service.cli",     # forecaster serve
+    "controller.sim.cli",         # simulate, demo
+    "controller.run_cli",         # controller run
 )
 
 for _name in COMMAND_MODULES:

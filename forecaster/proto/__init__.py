@@ -1,0 +1,1 @@
+"""Generated gRPC/protobuf modules (committed; see externalscaler.proto for how to regenerate)."""

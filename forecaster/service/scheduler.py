@@ -1,0 +1,228 @@
+"""Retraining on a schedule and forecast refresh, driven by an injected clock.
+
+The event loop never fits or backtests: `tick()` reads the clock, submits due retrains to a process
+pool and awaits their futures, and only swaps references when a result comes back. Forecast
+refreshes (one cheap `predict(history=...)` per signal) run in a thread. Tests drive `tick()` with
+a fake clock; `run()` calls it on a real timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import tempfile
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from forecaster.series import to_rate
+from forecaster.service.cache import CachedForecast, ForecastCache, frame_to_forecast
+from forecaster.service.config import ServiceConfig, WorkloadSettings
+from forecaster.service.history import HistorySource, floor_time
+from forecaster.service.retrain import Job, JobResult, RetrainDecision, ServiceModelCard, load_artifact, run_job
+
+log = logging.getLogger("prescaler.forecaster.service")
+
+Clock = Callable[[], datetime]
+
+
+def system_clock() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Serving:
+    estimator: Any
+    card: ServiceModelCard
+
+
+@dataclass
+class WorkloadState:
+    settings: WorkloadSettings
+    serving: dict[str, Serving] = field(default_factory=dict)  # signal -> model
+    last_retrain: datetime | None = None
+    last_refresh: datetime | None = None
+    retrain_requested: bool = True  # the first tick trains
+    retraining: bool = False
+    retrain_failed: bool = False
+    last_error: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Every signal has a model (a knowingly served baseline counts)."""
+        return all(s in self.serving for s in self.settings.signals)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        config: ServiceConfig,
+        history: HistorySource,
+        cache: ForecastCache,
+        *,
+        executor: Executor,
+        clock: Clock = system_clock,
+        on_decision: Callable[[RetrainDecision], None] | None = None,
+        decisions_log: Path | None = None,
+        max_decisions: int = 1000,
+    ):
+        self.config = config
+        self.history = history
+        self.cache = cache
+        self.executor = executor
+        self.clock = clock
+        self.on_decision = on_decision
+        self.decisions_log = decisions_log
+        self.decisions: deque[RetrainDecision] = deque(maxlen=max_decisions)
+        self.workloads = {w.name: WorkloadState(w) for w in config.workloads}
+        self._tasks: set[asyncio.Task] = set()
+
+    # --- requests from the API -------------------------------------------------------------
+    def request_retrain(self, name: str) -> bool:
+        """Queue a retrain for the next tick; False if one is already running."""
+        state = self.workloads[name]
+        already = state.retraining or state.retrain_requested
+        state.retrain_requested = True
+        return not already
+
+    # --- the loop --------------------------------------------------------------------------
+    async def tick(self) -> None:
+        """Start due retrains (in the background) and run due refreshes (awaited)."""
+        now = self.clock()
+        for state in self.workloads.values():
+            w = state.settings
+            # After a failed retrain (source down) retry sooner than a whole retrain interval, but not
+            # every tick: a few refresh intervals, so a broken Prometheus is not hammered.
+            wait = min(w.retrain_interval, 5 * w.interval) if state.retrain_failed else w.retrain_interval
+            due = state.last_retrain is None or now - state.last_retrain >= wait
+            if (due or state.retrain_requested) and not state.retraining:
+                state.retraining, state.retrain_requested = True, False
+                task = asyncio.create_task(self._retrain(state, now), name=f"retrain-{w.name}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        for state in self.workloads.values():
+            if state.serving and (
+                state.last_refresh is None or now - state.last_refresh >= state.settings.interval
+            ):
+                await self.refresh(state, now)
+
+    async def wait_idle(self) -> None:
+        """Wait for the retrains in flight (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def run(self, stop: asyncio.Event, poll_seconds: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                await self.tick()
+            except Exception:  # noqa: BLE001 - the loop must outlive one bad tick
+                log.exception("scheduler tick failed")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=poll_seconds)
+            except TimeoutError:
+                pass
+
+    # --- work ------------------------------------------------------------------------------
+    async def _load_series(self, w: WorkloadSettings, now: datetime) -> dict[str, Any]:
+        end = floor_time(now, w.bin_seconds)  # complete bins only: the current one is still filling
+        start = end - self.config.history.window
+        frame = await asyncio.to_thread(self.history, w, start, end)
+        if frame is None or len(frame) < 2:
+            raise ValueError(f"history for {w.name} in [{start}, {end}) has {0 if frame is None else len(frame)} rows")
+        return {s: to_rate(frame, s, w.bin) for s in w.signals}
+
+    async def _retrain(self, state: WorkloadState, now: datetime) -> None:
+        w = state.settings
+        try:
+            series = await self._load_series(w, now)
+            loop = asyncio.get_running_loop()
+            jobs = [
+                loop.run_in_executor(self.executor, run_job, Job(
+                    workload=w, signal=signal, series=s,
+                    serving_model=state.serving[signal].card.model if signal in state.serving else None,
+                    started_at=now,
+                ))
+                for signal, s in series.items()
+            ]
+            results: list[JobResult] = await asyncio.gather(*jobs)
+            for result in results:
+                self._apply(state, result)
+            state.last_error = None
+            state.retrain_failed = False
+            state.last_retrain = now
+            state.last_refresh = None  # a new model: refresh on the next tick
+        except Exception as error:  # noqa: BLE001 - recorded; the serving models stay
+            state.last_error = f"retrain failed: {type(error).__name__}: {error}"
+            state.last_retrain = now
+            state.retrain_failed = True
+            log.warning("%s: %s", w.name, state.last_error)
+        finally:
+            state.retraining = False
+
+    def _apply(self, state: WorkloadState, result: JobResult) -> None:
+        decision = result.decision
+        if result.card is not None and result.artifact is not None:
+            estimator = load_artifact(result.artifact, result.card)
+            state.serving[decision.signal] = Serving(estimator, result.card)  # the swap
+        self._record(decision)
+
+    def _record(self, decision: RetrainDecision) -> None:
+        self.decisions.append(decision)
+        if self.on_decision is not None:
+            self.on_decision(decision)
+        if self.decisions_log is not None:
+            _append_line(self.decisions_log, decision.model_dump_json())
+
+    async def refresh(self, state: WorkloadState, now: datetime) -> None:
+        w = state.settings
+        try:
+            series = await self._load_series(w, now)
+            entry = await asyncio.to_thread(self._forecast, state, series, now)
+            self.cache.put(w.name, entry)
+            state.last_refresh = now
+        except Exception as error:  # noqa: BLE001 - keep serving the previous forecast
+            state.last_error = f"refresh failed: {type(error).__name__}: {error}"
+            state.last_refresh = now
+            log.warning("%s: %s", w.name, state.last_error)
+
+    def _forecast(self, state: WorkloadState, series: dict[str, Any], now: datetime) -> CachedForecast:
+        from forecaster.contract import WorkloadForecast
+
+        w = state.settings
+        forecasts, models = {}, {}
+        for signal, serving in list(state.serving.items()):
+            frame = serving.estimator.predict(
+                w.horizon_bins, w.served_quantiles, history=series[signal],
+            )
+            forecasts[signal] = frame_to_forecast(
+                frame, workload=w.name, signal=signal, model=serving.card.model,
+                version=serving.card.version, generated_at=now, step_seconds=w.bin_seconds,
+            )
+            models[signal] = f"{serving.card.model}@{serving.card.version}"
+        return CachedForecast(WorkloadForecast(workload=w.name, forecasts=forecasts), now, models)
+
+
+def _append_line(path: Path, line: str) -> None:
+    """Append one JSON line; the file is rewritten atomically so a crash never leaves half a line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = path.read_text() if path.exists() else ""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(old + line + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_decisions(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

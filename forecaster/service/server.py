@@ -1,0 +1,105 @@
+"""Assemble the service from a config: history source, worker pool, scheduler, HTTP app, gRPC scaler.
+
+`build_service` wires the parts with injectable edges (history source, clock, executor), so tests run
+the real app; `serve` runs it under uvicorn with the scheduler in the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from forecaster.service.app import _load_token, create_app
+from forecaster.service.cache import ForecastCache
+from forecaster.service.config import ServiceConfig
+from forecaster.service.history import HistorySource, make_source
+from forecaster.service.scheduler import Clock, Scheduler, system_clock
+from forecaster.service.state import ServiceState
+
+log = logging.getLogger("prescaler.forecaster.service")
+
+
+@dataclass
+class Service:
+    config: ServiceConfig
+    state: ServiceState
+    app: FastAPI
+    executor: Executor
+
+
+def make_executor(workers: int) -> ProcessPoolExecutor:
+    # spawn, not fork: the parent runs uvicorn and gRPC threads, and forking a threaded process can
+    # copy a held lock into the child (grpc documents fork as unsupported once channels exist).
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def build_service(
+    config: ServiceConfig,
+    *,
+    history: HistorySource | None = None,
+    clock: Clock = system_clock,
+    executor: Executor | None = None,
+    run_scheduler: bool = True,
+    poll_seconds: float = 1.0,
+    metrics_registry: CollectorRegistry | None = None,
+) -> Service:
+    history = history or make_source(config)
+    executor = executor or make_executor(config.workers)
+    cache = ForecastCache()
+    scheduler = Scheduler(
+        config, history, cache, executor=executor, clock=clock,
+        decisions_log=config.registry_dir / "decisions.jsonl",
+    )
+    state = ServiceState(config, scheduler, clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        stop = asyncio.Event()
+        task = asyncio.create_task(scheduler.run(stop, poll_seconds)) if run_scheduler else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+            await scheduler.wait_idle()
+
+    token = _load_token(config.auth.bearer_token_file)
+    app = create_app(state, token=token, metrics_registry=metrics_registry, lifespan=lifespan)
+    return Service(config, state, app, executor)
+
+
+def serve(config: ServiceConfig, *, log_level: str = "info") -> None:  # pragma: no cover - blocking
+    """Run the HTTP API (uvicorn) and the KEDA gRPC scaler until interrupted."""
+    import uvicorn
+
+    from forecaster.service.keda import start_grpc_server, stop_grpc_server
+
+    service = build_service(config)
+    grpc_server = None
+    if config.bind.grpc_port is not None:
+        grpc_server, port, servicer = start_grpc_server(
+            service.state, host=config.bind.host, port=config.bind.grpc_port, tls=config.tls,
+        )
+        log.info("KEDA external scaler on %s:%d", config.bind.host, port)
+    kwargs = {}
+    if config.tls is not None:
+        import ssl
+
+        kwargs = {"ssl_certfile": str(config.tls.cert_file), "ssl_keyfile": str(config.tls.key_file)}
+        if config.tls.client_ca_file is not None:
+            kwargs.update(ssl_ca_certs=str(config.tls.client_ca_file), ssl_cert_reqs=ssl.CERT_REQUIRED)
+    try:
+        uvicorn.run(service.app, host=config.bind.host, port=config.bind.port, log_level=log_level,
+                    **kwargs)
+    finally:
+        if grpc_server is not None:
+            stop_grpc_server(grpc_server, servicer)
+        service.executor.shutdown(wait=False, cancel_futures=True)

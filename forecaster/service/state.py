@@ -1,0 +1,97 @@
+"""What the HTTP app and the gRPC scaler share: config, scheduler, cache, clock, and the one
+function that turns a metric name into a number, so REST, external metrics and KEDA agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from forecaster.errors import ForecasterError
+from forecaster.service.cache import CachedForecast, desired_replicas, forecast_value
+from forecaster.service.config import ServiceConfig, WorkloadSettings
+from forecaster.service.external_metrics import DESIRED_REPLICAS, FORECAST_PREFIX, signal_of_metric
+from forecaster.service.scheduler import Clock, Scheduler
+
+
+class UnknownWorkload(ForecasterError, KeyError):
+    def __str__(self) -> str:  # KeyError quotes its argument; we want the sentence
+        return str(self.args[0])
+
+
+class UnknownMetric(ForecasterError, KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class NotReady(ForecasterError):
+    """No forecast yet (before the first model) or the cached one no longer covers the window."""
+
+
+@dataclass(frozen=True)
+class MetricReading:
+    value: float
+    generated_at: datetime
+
+
+def metric_names(config: ServiceConfig) -> list[str]:
+    """The external metrics the service answers: desired replicas, and one per configured signal."""
+    signals = sorted({s for w in config.workloads for s in w.signals})
+    return [DESIRED_REPLICAS, *(f"{FORECAST_PREFIX}{s.replace('_', '-')}" for s in signals)]
+
+
+def signal_of(metric: str) -> str | None:
+    try:
+        return signal_of_metric(metric)
+    except KeyError:
+        raise UnknownMetric(f"unknown metric {metric!r}") from None
+
+
+class ServiceState:
+    def __init__(self, config: ServiceConfig, scheduler: Scheduler, clock: Clock):
+        self.config = config
+        self.scheduler = scheduler
+        self.cache = scheduler.cache
+        self.clock = clock
+        self.metric_names = metric_names(config)
+
+    def workload(self, name: str) -> WorkloadSettings:
+        try:
+            return self.config.workload(name)
+        except KeyError:
+            known = ", ".join(w.name for w in self.config.workloads)
+            raise UnknownWorkload(f"unknown workload {name!r}; known: {known}") from None
+
+    def entry(self, name: str) -> CachedForecast:
+        self.workload(name)
+        entry = self.cache.get(name)
+        if entry is None:
+            raise NotReady(f"workload {name!r} has no forecast yet (first model still training)")
+        return entry
+
+    def ready(self) -> bool:
+        return all(
+            state.ready and self.cache.get(name) is not None
+            for name, state in self.scheduler.workloads.items()
+        )
+
+    def read_metric(self, name: str, metric: str, now: datetime | None = None) -> MetricReading:
+        """The value of `metric` for workload `name` now (UnknownMetric, UnknownWorkload, NotReady)."""
+        if metric not in self.metric_names:
+            raise UnknownMetric(f"unknown metric {metric!r}; known: {', '.join(self.metric_names)}")
+        workload = self.workload(name)
+        signal = signal_of(metric)
+        if signal is not None and signal not in workload.signals:
+            raise UnknownMetric(f"workload {name!r} has no signal {signal!r} (has {sorted(workload.signals)})")
+        entry = self.entry(name)
+        now = now or self.clock()
+        if signal is None:
+            value: float | None = desired_replicas(entry, workload, now)
+        else:
+            value = forecast_value(entry, workload, signal, now)
+        if value is None:
+            raise NotReady(
+                f"workload {name!r}: the forecast from {entry.generated_at.isoformat()} does not cover "
+                f"[now + {workload.lead_time}, + {workload.interval}] for {metric}"
+            )
+        return MetricReading(float(value), entry.generated_at)

@@ -1,0 +1,109 @@
+"""The KEDA external scaler with a real gRPC client on loopback, for every RPC."""
+
+from __future__ import annotations
+
+import math
+
+import grpc
+import pytest
+
+from forecaster.proto import externalscaler_pb2 as pb
+from forecaster.proto import externalscaler_pb2_grpc as pb_grpc
+from forecaster.service.cache import desired_replicas, forecast_value
+from forecaster.service.keda import start_grpc_server, stop_grpc_server
+
+
+@pytest.fixture(scope="module")
+def stub(service):
+    server, port, servicer = start_grpc_server(service.state, host="127.0.0.1", port=0,
+                                               stream_period_seconds=0.05)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    yield pb_grpc.ExternalScalerStub(channel)
+    channel.close()
+    stop_grpc_server(server, servicer)
+
+
+def ref(**metadata) -> pb.ScaledObjectRef:
+    return pb.ScaledObjectRef(name="m-small", namespace="llm", scalerMetadata=metadata)
+
+
+def test_is_active(stub):
+    assert stub.IsActive(ref(workload="m-small")).result is True
+    # Above every plausible replica count: inactive.
+    assert stub.IsActive(ref(workload="m-small", activationValue="1000")).result is False
+
+
+def test_stream_is_active_pushes_the_state(stub):
+    stream = stub.StreamIsActive(ref(workload="m-small"), timeout=5)
+    first = next(stream)
+    assert first.result is True
+    stream.cancel()
+
+
+def test_metric_spec_desired_replicas_targets_one(stub):
+    (spec,) = stub.GetMetricSpec(ref(workload="m-small")).metricSpecs
+    assert spec.targetSize == 1 and spec.targetSizeFloat == 1.0
+    assert spec.metricName == "prescaler-desired-replicas-llm-m-small"
+
+
+def test_metric_spec_forecast_targets_capacity(stub):
+    (spec,) = stub.GetMetricSpec(ref(workload="m-small", metric="prescaler-forecast-requests")).metricSpecs
+    assert spec.targetSizeFloat == pytest.approx(400.0 * 0.8)
+    assert spec.targetSize == 320
+    (spec,) = stub.GetMetricSpec(ref(workload="m-small", metric="prescaler-forecast-output-tokens",
+                                     targetSize="2.5")).metricSpecs
+    assert spec.targetSizeFloat == 2.5 and spec.targetSize == 3  # int rounded up
+
+
+def test_get_metrics_fills_int_and_float(stub, service, clock):
+    entry = service.state.cache.get("m-small")
+    workload = service.config.workloads[0]
+    response = stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=ref(workload="m-small"), metricName="s0-x"))
+    (value,) = response.metricValues
+    expected = desired_replicas(entry, workload, clock())
+    assert value.metricName == "s0-x"
+    assert value.metricValue == expected and value.metricValueFloat == float(expected)
+    response = stub.GetMetrics(pb.GetMetricsRequest(
+        scaledObjectRef=ref(workload="m-small", metric="prescaler-forecast-requests")))
+    (value,) = response.metricValues
+    rate = forecast_value(entry, workload, "requests", clock())
+    assert value.metricValueFloat == pytest.approx(rate)
+    assert value.metricValue == math.ceil(rate)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "code"),
+    [
+        pytest.param({}, grpc.StatusCode.INVALID_ARGUMENT, id="no-workload"),
+        pytest.param({"workload": "nope"}, grpc.StatusCode.NOT_FOUND, id="unknown-workload"),
+        pytest.param({"workload": "m-small", "metric": "cpu"}, grpc.StatusCode.NOT_FOUND, id="unknown-metric"),
+        pytest.param({"workload": "m-small", "metric": "prescaler-forecast-prompt-tokens"},
+                     grpc.StatusCode.NOT_FOUND, id="unconfigured-signal"),
+        pytest.param({"workload": "m-small", "activationValue": "lots"},
+                     grpc.StatusCode.INVALID_ARGUMENT, id="bad-activation"),
+    ],
+)
+def test_errors_are_status_codes(stub, metadata, code):
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.IsActive(ref(**metadata))
+    assert caught.value.code() == code
+
+
+def test_metric_spec_without_capacity_needs_target_size(stub):
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetMetricSpec(ref(workload="m-small", metric="prescaler-forecast-output-tokens"))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "targetSize" in caught.value.details()
+
+
+def test_unready_is_unavailable(untrained):
+    service, _ = untrained
+    server, port, servicer = start_grpc_server(service.state, host="127.0.0.1", port=0)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with pytest.raises(grpc.RpcError) as caught:
+                pb_grpc.ExternalScalerStub(channel).GetMetrics(
+                    pb.GetMetricsRequest(scaledObjectRef=ref(workload="m-small")))
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        stop_grpc_server(server, servicer)

@@ -1,0 +1,219 @@
+"""Retraining and refresh: the replacement rule, the schedule on a fake clock, never blocking."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecaster.service.history import TraceReplaySource
+from forecaster.service.retrain import Job, run_job
+from forecaster.service.scheduler import read_decisions
+from forecaster.service.server import build_service, make_executor
+from tests.service.conftest import TRACE, FakeClock, make_config
+
+
+def daily_wave(days: int = 10, noise: float = 0.0) -> pd.Series:
+    """A clean daily cycle at 10-minute bins: the daily seasonal naive is nearly exact on it, the
+    last value is not, so the backtest ranks them without doubt."""
+    index = pd.date_range("2025-01-01", periods=days * 144, freq="600s", tz="UTC")
+    phase = np.arange(len(index)) / 144 * 2 * np.pi
+    rng = np.random.default_rng(0)
+    values = 100 + 80 * np.sin(phase) + noise * rng.standard_normal(len(index))
+    return pd.Series(values, index=index, name="requests")
+
+
+@pytest.mark.parametrize(
+    ("model", "serving", "outcome", "serving_after"),
+    [
+        pytest.param("last_value", "seasonal_naive_daily", "kept", "seasonal_naive_daily",
+                     id="worse-candidate-is-refused"),
+        pytest.param("seasonal_naive_daily", "last_value", "accepted", "seasonal_naive_daily",
+                     id="better-candidate-replaces"),
+        pytest.param("seasonal_naive_daily", "seasonal_naive_daily", "accepted", "seasonal_naive_daily",
+                     id="same-model-refits"),
+        pytest.param("seasonal_naive_daily", None, "accepted", "seasonal_naive_daily", id="first-model"),
+    ],
+)
+def test_replacement_only_when_not_worse(tmp_path, model, serving, outcome, serving_after):
+    workload = make_config(tmp_path, model=model).workloads[0]
+    now = datetime(2025, 1, 11, tzinfo=timezone.utc)
+    result = run_job(Job(workload, "requests", daily_wave(noise=2.0), serving, now))
+    decision = result.decision
+    assert decision.outcome == outcome, decision.reason
+    if serving is not None:
+        assert decision.serving_score is not None and decision.candidate_score is not None
+        # Both scored on the same backtest: the rule is the comparison of these two numbers.
+        assert (decision.candidate_score <= decision.serving_score) == (outcome == "accepted")
+    if outcome == "kept":
+        assert result.card is None and result.artifact is None
+    else:
+        assert result.card.model == serving_after and result.card.objective == decision.objective
+
+
+def test_too_little_history_serves_a_baseline_knowingly(tmp_path):
+    workload = make_config(tmp_path).workloads[0]
+    short = daily_wave(days=10).iloc[:3]  # fewer bins than any backtest needs
+    result = run_job(Job(workload, "requests", short, None, datetime(2025, 1, 2, tzinfo=timezone.utc)))
+    assert result.decision.outcome == "baseline"
+    assert result.card is not None and result.card.is_baseline
+
+
+class GatedExecutor(Executor):
+    """Runs jobs in a thread only after `gate` opens: a training job that takes as long as we like."""
+
+    def __init__(self):
+        self.gate = threading.Event()
+        self.pool = ThreadPoolExecutor(2)
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        def gated():
+            if not self.gate.wait(30):
+                raise TimeoutError("gate never opened")
+            return fn(*args, **kwargs)
+        return self.pool.submit(gated)
+
+
+def test_schedule_and_serving_never_waits_for_training(tmp_path):
+    clock = FakeClock()
+    executor = GatedExecutor()
+    config = make_config(tmp_path, retrain_interval="6h", interval="1m")
+    service = build_service(config, clock=clock, executor=executor, run_scheduler=False)
+    scheduler = service.state.scheduler
+    state = scheduler.workloads["m-small"]
+
+    async def scenario():
+        executor.gate.set()
+        await scheduler.tick()
+        await scheduler.wait_idle()
+        await scheduler.tick()
+        first = service.state.cache.get("m-small")
+        versions = {s: v.card.version for s, v in state.serving.items()}
+
+        # Within the retrain interval: refreshes follow the interval, no retrain starts.
+        executor.gate.clear()
+        clock.advance(minutes=1)
+        await scheduler.tick()
+        assert not state.retraining
+        assert service.state.cache.get("m-small").generated_at == clock.now
+        clock.advance(seconds=30)
+        await scheduler.tick()
+        assert service.state.cache.get("m-small").generated_at == clock.now - timedelta(seconds=30)
+
+        # Past the retrain interval: a retrain starts, tick returns at once, forecasts keep coming.
+        clock.advance(hours=6)
+        started = time.perf_counter()
+        await scheduler.tick()
+        assert time.perf_counter() - started < 5
+        assert state.retraining
+        assert service.state.read_metric("m-small", "prescaler-desired-replicas").value >= 1
+        assert {s: v.card.version for s, v in state.serving.items()} == versions
+        executor.gate.set()
+        await scheduler.wait_idle()
+        assert not state.retraining and state.last_retrain == clock.now
+        assert {s: v.card.version for s, v in state.serving.items()} != versions
+        await scheduler.tick()
+        assert service.state.cache.get("m-small").generated_at == clock.now != first.generated_at
+
+    asyncio.run(scenario())
+    log = read_decisions(config.registry_dir / "decisions.jsonl")
+    assert [d["signal"] for d in log].count("requests") == 2
+    assert all(d["outcome"] == "accepted" for d in log)
+
+
+def test_retrain_request_is_picked_up_by_the_next_tick(tmp_path):
+    clock = FakeClock()
+    service = build_service(make_config(tmp_path), clock=clock, executor=ThreadPoolExecutor(1),
+                            run_scheduler=False)
+    scheduler = service.state.scheduler
+
+    async def scenario():
+        await scheduler.tick()
+        await scheduler.wait_idle()
+        assert scheduler.request_retrain("m-small") is True
+        assert scheduler.request_retrain("m-small") is False  # already queued
+        clock.advance(minutes=2)
+        await scheduler.tick()
+        await scheduler.wait_idle()
+        assert scheduler.workloads["m-small"].last_retrain == clock.now
+
+    asyncio.run(scenario())
+
+
+def test_broken_history_keeps_the_serving_model(tmp_path):
+    clock = FakeClock()
+    source = TraceReplaySource(TRACE)
+    broken = {"on": False}
+
+    def history(workload, start, end):
+        if broken["on"]:
+            raise ConnectionError("prometheus: connection refused")
+        return source(workload, start, end)
+
+    service = build_service(make_config(tmp_path), clock=clock, history=history,
+                            executor=ThreadPoolExecutor(1), run_scheduler=False)
+    scheduler = service.state.scheduler
+
+    async def scenario():
+        await scheduler.tick()
+        await scheduler.wait_idle()
+        await scheduler.tick()
+        before = service.state.cache.get("m-small")
+        broken["on"] = True
+        clock.advance(hours=7)
+        await scheduler.tick()
+        await scheduler.wait_idle()
+        state = scheduler.workloads["m-small"]
+        assert "connection refused" in state.last_error
+        assert state.ready and service.state.cache.get("m-small") is before
+
+    asyncio.run(scenario())
+
+
+def test_training_runs_in_a_worker_process(tmp_path):
+    clock = FakeClock()
+    executor = make_executor(1)
+    try:
+        service = build_service(make_config(tmp_path), clock=clock, executor=executor, run_scheduler=False)
+
+        async def scenario():
+            await service.state.scheduler.tick()
+            await service.state.scheduler.wait_idle()
+            await service.state.scheduler.tick()
+
+        asyncio.run(scenario())
+        assert service.state.ready()
+        pids = executor.submit(_pid).result(timeout=60)
+        import os
+
+        assert pids != os.getpid()
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
+
+
+def test_trace_replay_shifts_by_whole_weeks(tmp_path):
+    workload = make_config(tmp_path).workloads[0]
+    source = TraceReplaySource(TRACE)
+    end = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    frame = source(workload, end - timedelta(days=7), end)
+    assert frame.index[-1] < pd.Timestamp(end) and len(frame) == 7 * 24 * 60
+    original = source.frame
+    first = frame.index[0]
+    weeks = (first - original.index[0]) // pd.Timedelta(days=7)
+    # The first replayed minute is a real minute of the trace moved by whole weeks.
+    sources = [first - pd.Timedelta(days=7) * k for k in (weeks, weeks + 1)]
+    matches = [t for t in sources if t in original.index]
+    assert matches and matches[0].day_of_week == first.day_of_week and matches[0].time() == first.time()
+    assert original.loc[matches[0], frame.columns].equals(frame.iloc[0])
