@@ -1,0 +1,59 @@
+"""The capacity model: rates per second -> replicas. Formula, defaults and sources: configs/capacity.md.
+
+    load_s    = rate_s / perReplica_s            (replicas' worth of signal s, at 100 % of capacity)
+    replicas  = ceil( max_s load_s / targetUtilization )      combine: Max (default)
+              = ceil( sum_s load_s / targetUtilization )      combine: Sum
+
+Max is the default because a per-replica rate measured at the SLO under the workload's own mix is
+the same saturation point seen through three signals: a replica that sustains 4 req/s of that mix
+also sustains the 8,000 prompt tok/s and 1,200 output tok/s that come with them. Each load_s then
+estimates the same thing and the largest one names the bottleneck when the mix drifts (longer
+prompts -> prefill-bound). Adding them would count one saturation two or three times. Sum is right
+only when each rate was measured alone (a prefill-only and a decode-only benchmark), where the GPU
+time the signals take adds up.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from controller.policy.spec import CapacitySpec
+
+# Defaults for one replica of an 8B model (Llama-3.1-8B-Instruct, bf16) served by vLLM on one
+# H100 80GB, sustained within a 2 s TTFT SLO; the simulator's replica model uses the same numbers.
+# Sources and how to measure your own: configs/capacity.md.
+DEFAULT_PROMPT_TOKENS_PER_SECOND = 10_000.0
+DEFAULT_OUTPUT_TOKENS_PER_SECOND = 3_000.0
+DEFAULT_REQUESTS_PER_SECOND = 4.0
+DEFAULT_TARGET_UTILIZATION = 0.8
+
+# ceil() of a ratio that is an integer up to float noise (10.000000000000002) must not add a replica.
+_EPS = 1e-9
+
+
+def signal_load(rate: float, per_replica: float) -> float:
+    """Replicas' worth of one signal at 100 % utilisation; a negative forecast counts as 0."""
+    return max(rate, 0.0) / per_replica
+
+
+def replicas_for_rates(rates: Mapping[str, float], capacity: CapacitySpec) -> tuple[int, str | None, float]:
+    """(replicas, the binding signal or None, the combined load in replicas at 100 %).
+
+    Only signals with a configured perReplica rate count; an empty mapping gives 0 replicas.
+    """
+    per = capacity.per_replica
+    combine_sum = capacity.combine == "Sum"
+    total = 0.0
+    worst = 0.0
+    binding: str | None = None
+    for signal, rate in rates.items():
+        per_replica = per.rate(signal)
+        if per_replica is None:
+            continue
+        load = signal_load(rate, per_replica)
+        total += load
+        if binding is None or load > worst:
+            worst, binding = load, signal
+    load = total if combine_sum else worst
+    return max(0, math.ceil(load / capacity.target_utilization - _EPS)), binding, load

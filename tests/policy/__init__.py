@@ -1,0 +1,1 @@
+"""Tests of controller.policy: the pure scaling decision."""
