@@ -1,0 +1,65 @@
+"""The forecaster service over HTTP, read with the contract types only (forecaster/contract.py).
+
+`GET /v1/workloads/{workload}/forecast?horizon=&quantiles=&step=` returns a WorkloadForecast. Any
+failure (refused, timeout, non-2xx, a body that is not a valid WorkloadForecast) is one error,
+ForecastUnavailable, naming the workload and the cause: the policy then abstains from the predictive
+stage with ForecastMissing (DESIGN.md, fallback).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+from urllib.parse import quote
+
+import httpx
+from pydantic import ValidationError
+
+from forecaster.contract import WorkloadForecast, quantile_key
+
+from .errors import ForecastUnavailable
+
+
+class ForecastProvider(Protocol):
+    """Where forecasts come from: this HTTP client, or an in-process provider (single-binary mode)."""
+
+    def get(self, workload: str, *, horizon_seconds: float, quantiles: Sequence[float],
+            step_seconds: int | None = None) -> WorkloadForecast: ...
+
+
+class HttpForecastClient:
+    def __init__(self, base_url: str, *, timeout: float = 2.0, token: str | None = None,
+                 verify: str | bool = True, transport: httpx.BaseTransport | None = None):
+        """verify: True (system CAs), False, or a CA bundle path (the forecaster's self-signed serving cert)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if isinstance(verify, str):
+            import ssl
+
+            verify = ssl.create_default_context(cafile=verify)
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, headers=headers,
+                                  transport=transport, verify=verify)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def get(self, workload: str, *, horizon_seconds: float, quantiles: Sequence[float],
+            step_seconds: int | None = None) -> WorkloadForecast:
+        params: dict[str, str] = {"horizon": f"{int(horizon_seconds)}s",
+                                  "quantiles": ",".join(quantile_key(q) for q in quantiles)}
+        if step_seconds:
+            params["step"] = f"{int(step_seconds)}s"
+        path = f"/v1/workloads/{quote(workload, safe='')}/forecast"
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.HTTPError as exc:
+            raise ForecastUnavailable(f"forecast for {workload}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            raise ForecastUnavailable(
+                f"forecast for {workload}: HTTP {response.status_code}: {response.text[:200]}")
+        try:
+            forecast = WorkloadForecast.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise ForecastUnavailable(f"forecast for {workload}: not a WorkloadForecast: {exc}") from exc
+        if forecast.workload != workload:
+            raise ForecastUnavailable(
+                f"forecast for {workload}: the service answered for workload {forecast.workload!r}")
+        return forecast

@@ -1,0 +1,93 @@
+"""`prescaler controller run`: the in-cluster controller (registered into controller/cli.py's app).
+
+In a pod (KUBERNETES_SERVICE_HOST set, no --kubeconfig) it uses the service account; otherwise the
+kubeconfig. `--once` reconciles every resource one time and exits (non-zero if any sync failed);
+`--dry-run` decides and logs but writes nothing (no scale, no status, no Event).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    controller_app = typer.Typer(help="The in-cluster controller.", no_args_is_help=True)
+
+    @controller_app.command("run")
+    def run(
+        kubeconfig: Optional[Path] = typer.Option(None, help="kubeconfig file (default: in-cluster, else ~/.kube/config)"),
+        namespace: Optional[str] = typer.Option(None, help="only this namespace (default: all)"),
+        once: bool = typer.Option(False, "--once", help="reconcile every PredictiveAutoscaler once and exit"),
+        dry_run: bool = typer.Option(False, "--dry-run", help="decide and log; write nothing"),
+        leader_elect: bool = typer.Option(False, "--leader-elect", help="act only while holding the Lease"),
+        lease_namespace: str = typer.Option("prescaler", help="namespace of the leader-election Lease"),
+        lease_name: str = typer.Option("prescaler-controller", help="name of the leader-election Lease"),
+        identity: Optional[str] = typer.Option(None, help="this replica's identity (default: hostname)"),
+        prometheus_url: Optional[str] = typer.Option(None, help="Prometheus with the vLLM metrics"),
+        forecaster_url: Optional[str] = typer.Option(None, help="the forecaster service, e.g. https://prescaler-forecaster.prescaler.svc"),
+        forecaster_ca: Optional[Path] = typer.Option(None, help="CA bundle for the forecaster's serving certificate"),
+        metrics_port: int = typer.Option(8080, help="port of /metrics, /healthz, /readyz (0: do not serve)"),
+        tick: float = typer.Option(1.0, min=0.05, help="seconds between loop ticks"),
+        request_timeout: float = typer.Option(5.0, min=0.1, help="seconds before an API request times out"),
+        log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING"),
+    ) -> None:
+        """Watch PredictiveAutoscalers and scale their targets one lead time ahead of the forecast."""
+        from controller.clock import system_clock
+        from controller.forecast_client import HttpForecastClient
+        from controller.kube import KubeClient, api_client_for
+        from controller.leader import LeaseElector
+        from controller.live_metrics import PrometheusLiveMetrics
+        from controller.loop import AutoscalerCache, Controller
+        from controller.reconcile import Clients, Reconciler
+        from controller.server import ControllerMetrics, Health, serve
+
+        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        if kubeconfig is not None and not kubeconfig.is_file():
+            raise typer.BadParameter(f"{kubeconfig} does not exist", param_hint="--kubeconfig")
+        if forecaster_ca is not None and not forecaster_ca.is_file():
+            raise typer.BadParameter(f"{forecaster_ca} does not exist", param_hint="--forecaster-ca")
+        me = identity or os.environ.get("POD_NAME") or socket.gethostname()
+        kube = KubeClient(api_client_for(kubeconfig=str(kubeconfig) if kubeconfig else None), timeout=request_timeout)
+        clients = Clients(
+            kube=kube,
+            metrics=PrometheusLiveMetrics(prometheus_url) if prometheus_url else None,
+            forecasts=HttpForecastClient(forecaster_url, verify=str(forecaster_ca) if forecaster_ca else True)
+            if forecaster_url else None,
+        )
+        metrics = ControllerMetrics()
+        reconciler = Reconciler(clients, metrics=metrics, identity=me, dry_run=dry_run)
+        if once:
+            outcomes = Controller(reconciler, kube, system_clock, namespace=namespace).step(force=True)
+            failed = 0
+            for o in outcomes:
+                failed += o.error is not None and o.reason == "Error"
+                typer.echo(f"{o.key}\t{o.reason}\tcurrent={o.current}\tdesired={o.desired}"
+                           + ("\tscaled" if o.scaled else "") + (f"\t{o.error}" if o.error else ""))
+            typer.echo(f"{len(outcomes)} autoscalers, {failed} failed" + (" (dry run)" if dry_run else ""))
+            raise typer.Exit(1 if failed else 0)
+
+        import time
+
+        health = Health(time.monotonic)
+        server = serve(metrics, health, port=metrics_port) if metrics_port else None
+        elector = LeaseElector(kube, lease_namespace, lease_name, me, system_clock) if leader_elect else None
+        controller = Controller(reconciler, kube, system_clock, namespace=namespace, elector=elector,
+                                health=health, cache=AutoscalerCache(kube, namespace))
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        try:
+            controller.run(stop, tick_seconds=tick)  # releases the Lease on the way out
+        finally:
+            if server is not None:
+                server.shutdown()
+
+    app.add_typer(controller_app, name="controller")
