@@ -1,0 +1,150 @@
+"""`prescaler simulate` and `prescaler demo`: replay a trace under the policies and compare them."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+DEMO_POLICIES = ("hpa", "prescaler", "oracle", "static")
+
+
+def shipped_trace() -> Path:
+    """The ServeGen m-small trace shipped inside the forecaster package."""
+    try:
+        from forecaster.sources import shipped_trace_path  # lands with the sources helper
+    except ImportError:
+        shipped_trace_path = None
+    if shipped_trace_path is not None:
+        return Path(shipped_trace_path())
+    import forecaster
+
+    return Path(forecaster.__file__).resolve().parent / "data" / "servegen_m-small_1min.csv"
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+def _settings(**kwargs):
+    from pydantic import ValidationError
+
+    from controller.sim.replay import ReplaySettings
+
+    try:
+        return ReplaySettings(**kwargs)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        _fail(problems)
+
+
+def _seconds(text: str, option: str) -> float:
+    from forecaster.series import parse_duration
+
+    try:
+        return parse_duration(text).total_seconds()
+    except ValueError as exc:
+        _fail(f"{option}: {exc}")
+
+
+def _timestamp(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    import pandas as pd
+
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError as exc:
+        _fail(f"--replay-from {text!r} is not a timestamp like 2025-01-12T16:00Z ({exc})")
+    return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")).to_pydatetime()
+
+
+def _load(path: Path):
+    from controller.sim.workload import read_trace_csv
+
+    try:
+        return read_trace_csv(path)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+
+
+def _run(frame, settings, trace_name: str, jobs: int = 1):
+    from controller.sim.replay import replay
+
+    def log(message: str) -> None:
+        typer.echo(message, err=True)
+
+    try:
+        return replay(frame, settings, trace_name=trace_name, log=log, jobs=jobs)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+
+
+def simulate(
+    trace: Path = typer.Argument(..., help="a *_1min.csv trace: timestamp, requests[, prompt_tokens, output_tokens]"),
+    policy: str = typer.Option("hpa,prescaler,oracle,static", "--policy", help="comma-separated policies"),
+    lead: str = typer.Option("5m", "--lead", help="cold start of a replica (scale request to serving)"),
+    peak_replicas: float = typer.Option(40.0, "--peak-replicas", help="replicas the trace's peak needs"),
+    max_replicas: Optional[int] = typer.Option(None, "--max-replicas", help="default: 2 x peak replicas"),
+    replay_days: Optional[float] = typer.Option(None, "--replay-days", help="replay the last N days"),
+    replay_from: Optional[str] = typer.Option(None, "--replay-from", help="replay from this UTC time"),
+    seed: int = typer.Option(0, "--seed"),
+    tokens: str = typer.Option("trace", "--tokens", help="trace, azure-conv, azure-code or mooncake"),
+    model: str = typer.Option("auto", "--model", help="forecast model: auto or a catalogue name"),
+    quantile: float = typer.Option(0.9, "--quantile", help="forecast quantile the prescaler provisions for"),
+    forecast_bin: str = typer.Option("10m", "--forecast-bin", help="forecast bin (the trace's native bin or coarser)"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the outcome as JSON here"),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="policies replayed in parallel (processes)"),
+) -> None:
+    """Replay TRACE on a simulated vLLM cluster under each policy and compare SLO and GPU-hours."""
+    from controller.sim.replay import trace_label
+    from controller.sim.report import atomic_write_text, print_table, report_json
+
+    settings = _settings(
+        policies=tuple(p.strip() for p in policy.split(",") if p.strip()),
+        lead_seconds=_seconds(lead, "--lead"), peak_replicas=peak_replicas, max_replicas=max_replicas,
+        replay_days=replay_days, replay_from=_timestamp(replay_from), seed=seed, tokens=tokens,
+        model=model, quantile=quantile, forecast_bin_seconds=int(_seconds(forecast_bin, "--forecast-bin")),
+    )
+    report = _run(_load(trace), settings, trace_label(trace), jobs=jobs)
+    print_table(report)
+    if json_out is not None:
+        atomic_write_text(json_out, report_json(report, with_series=False))
+        typer.echo(f"wrote {json_out}", err=True)
+
+
+def demo(
+    out: Path = typer.Option(Path("demo-output"), "--out", help="folder for report.json, replay.png, summary.md"),
+    seed: int = typer.Option(0, "--seed"),
+    model: str = typer.Option("auto", "--model", help="forecast model: auto or a catalogue name"),
+    jobs: int = typer.Option(2, "--jobs", min=1, help="policies replayed in parallel (processes)"),
+) -> None:
+    """The shipped ServeGen m-small trace: train on week one, replay week two under every policy."""
+    from controller.sim.replay import trace_label
+    from controller.sim.report import comparison_line, print_table, write_outputs
+
+    started = time.perf_counter()
+    path = shipped_trace()
+    frame = _load(path)
+    settings = _settings(policies=DEMO_POLICIES, replay_days=7.0, seed=seed, model=model)
+    report = _run(frame, settings, trace_label(path), jobs=jobs)
+    print_table(report)
+    paths = write_outputs(report, out)
+    headline = comparison_line(report)
+    if headline:
+        typer.echo(headline)
+    typer.echo(f"wrote {', '.join(str(p) for p in paths.values())} in {time.perf_counter() - started:.0f} s",
+               err=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate")(simulate)
+    app.command("demo")(demo)
+

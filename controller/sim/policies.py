@@ -1,0 +1,177 @@
+"""The `hpa` and `prescaler` policies: controller.policy.decide(), unchanged, driven by the simulator.
+
+Both see the cluster the way the in-cluster controller does: /scale's replicas, the pods (ready ones
+Ready, pending ones Unready: an LLM pod loading weights serves nothing), and one Pods metric,
+running + waiting requests per pod, from the scrape `metrics_delay` ago (a pod that became ready
+since has no sample yet: a *missing* pod, which the HPA counts as 0 on a scale-up and at target on a
+scale-down). `hpa` is decide() with no forecast: the HPA v2 algorithm with Kubernetes's default
+behavior. `prescaler` adds the forecast of prompt and output tokens per second from a
+RollingForecaster (no peeking) and the capacity model with the same per-replica rates as the
+simulated replicas, so the two agree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from controller.policy import (
+    MetricObservation,
+    PolicyState,
+    PredictiveAutoscalerSpec,
+    PredictiveInputs,
+    ReactiveInputs,
+    decide,
+)
+from controller.sim.config import SimConfig
+from controller.sim.engine import MetricsSample
+from controller.sim.forecasting import FORECAST_SIGNALS, RollingForecaster, fit_model, horizon_for
+from controller.sim.reference import OracleScaler
+from controller.sim.workload import Workload
+
+# The metric the reactive stage scales on: in a cluster, a prometheus-adapter rule
+# `sum by (pod) (vllm:num_requests_running + vllm:num_requests_waiting)` exposed as a Pods metric.
+IN_FLIGHT_METRIC = "vllm:num_requests_running_plus_waiting"
+
+
+def mean_lengths(workload: Workload) -> tuple[float, float]:
+    """Mean prompt and output tokens per request, from the history when it has any (no peeking)."""
+    history = workload.history.dropna()
+    if len(history) and history["requests"].sum() > 0:
+        total = history["requests"].sum()
+        return (float(history["prompt_tokens"].sum() / total), float(history["output_tokens"].sum() / total))
+    n = min(len(workload.prompt_mean), 60)
+    return (sum(workload.prompt_mean[:n]) / n, sum(workload.output_mean[:n]) / n)
+
+
+def in_flight_target(workload: Workload, config: SimConfig) -> float:
+    """Running + waiting requests per pod at the target utilisation (Little's law).
+
+    At utilisation u a replica admits u x its request capacity per second, and each request stays
+    for its prefill (prompt / prefill rate) plus its decode (output / per-sequence speed: below the
+    decode budget at u < 1, so the small-batch speed).
+    """
+    prompt, output = mean_lengths(workload)
+    replica = config.replica
+    rate = config.target_utilisation * replica.requests_per_second(prompt, output)
+    return rate * (prompt / replica.prefill_tps + output / replica.max_decode_speed)
+
+
+def base_spec(workload: Workload, config: SimConfig, **extra) -> dict:
+    target = in_flight_target(workload, config)
+    return {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vllm"},
+        "minReplicas": config.min_replicas,
+        "maxReplicas": config.max_replicas,
+        "metrics": [{"type": "Pods", "pods": {
+            "metric": {"name": IN_FLIGHT_METRIC},
+            "target": {"type": "AverageValue", "averageValue": f"{math.ceil(target * 1000)}m"},
+        }}],
+        "leadTime": f"{int(config.lead_seconds)}s",
+        "syncPeriod": f"{int(config.sync_seconds)}s",
+        **extra,
+    }
+
+
+class DecideScaler:
+    """A scaler that asks controller.policy.decide() at every sync."""
+
+    def __init__(self, name: str, spec: PredictiveAutoscalerSpec, workload: Workload, config: SimConfig,
+                 forecaster: RollingForecaster | None = None) -> None:
+        self.name = name
+        self.spec = spec
+        self.forecaster = forecaster
+        self.start = workload.start
+        self.tick_seconds = config.tick_seconds
+        self.lead_seconds = config.lead_seconds
+        self.state = PolicyState()
+        self.decisions = 0
+        self.reasons: dict[str, int] = {}
+        self._ready_names = [f"vllm-{i}" for i in range(config.max_replicas)]
+        self._pending_names = [f"vllm-pending-{i}" for i in range(config.max_replicas)]
+
+    def initial(self, workload: Workload, config: SimConfig) -> int:
+        # Every policy starts where the capacity model says the first minutes need (a fair start).
+        return OracleScaler().initial(workload, config)
+
+    def _reactive(self, sample: MetricsSample | None, current: int, ready: int) -> ReactiveInputs:
+        pods = {name: "Ready" for name in self._ready_names[:ready]}
+        pods.update({name: "Unready" for name in self._pending_names[: max(0, current - ready)]})
+        if sample is None:
+            observation = MetricObservation.unavailable("no scrape visible yet")
+        else:
+            value = sample.running + sample.waiting
+            seen = min(sample.ready, ready)
+            observation = MetricObservation(pod_values={name: value for name in self._ready_names[:seen]})
+        return ReactiveInputs(current_replicas=current, pods=pods, metrics=(observation,))
+
+    def _predictive(self, now: datetime) -> PredictiveInputs | None:
+        if self.forecaster is None:
+            return None
+        forecasts = self.forecaster.forecasts(now)
+        observed = {s: self.forecaster.observed_rate(s, now) for s in self.forecaster.signals}
+        return PredictiveInputs(forecasts=forecasts, observed_rates=observed,
+                                lead_time_seconds=self.lead_seconds)
+
+    def describe(self) -> dict:
+        """Decisions by reason and, for prescaler, the model fitted at each refit per signal."""
+        out: dict = {"decisions": self.decisions, "reasons": dict(sorted(self.reasons.items()))}
+        if self.forecaster is not None:
+            out["refits"] = self.forecaster.fits
+            out["forecasts"] = self.forecaster.predictions
+            out["models"] = self.forecaster.models_used
+        return out
+
+    def desired(self, tick: int, sample: MetricsSample | None, current: int, ready: int) -> int:
+        now = self.start + timedelta(seconds=tick * self.tick_seconds)
+        decision, self.state = decide(self.spec, self._reactive(sample, current, ready),
+                                      self._predictive(now), self.state, now)
+        self.decisions += 1
+        self.reasons[decision.reason] = self.reasons.get(decision.reason, 0) + 1
+        return decision.desired_replicas if decision.act else current
+
+
+def hpa_scaler(workload: Workload, config: SimConfig) -> DecideScaler:
+    """Kubernetes's HPA with its default behavior, on running + waiting requests per pod."""
+    return DecideScaler("hpa", PredictiveAutoscalerSpec.model_validate(base_spec(workload, config)),
+                        workload, config)
+
+
+def prescaler_spec(workload: Workload, config: SimConfig, *, quantile: float, bin_seconds: int,
+                   model: str, interval_seconds: float = 60.0) -> PredictiveAutoscalerSpec:
+    replica = config.replica
+    return PredictiveAutoscalerSpec.model_validate(base_spec(
+        workload, config,
+        forecast={
+            "signals": [{"name": s} for s in FORECAST_SIGNALS],
+            "model": model,
+            "quantile": quantile,
+            "horizon": f"{int(horizon_for(config.lead_seconds, interval_seconds, bin_seconds))}s",
+            # A forecast is remade when a bin completes: it is at most one bin (plus a sync) old.
+            "maxAge": f"{bin_seconds + 2 * int(config.sync_seconds)}s",
+            "interval": f"{int(interval_seconds)}s",
+        },
+        capacity={"perReplica": {"promptTokensPerSecond": replica.prefill_tps,
+                                 "outputTokensPerSecond": replica.decode_tps},
+                  "targetUtilization": config.target_utilisation},
+    ))
+
+
+def prescaler_scaler(workload: Workload, config: SimConfig, settings, *,
+                     fit: Callable | None = None) -> DecideScaler:
+    """decide() with the forecast: trained on the history before the window, refreshed during it."""
+    counts = pd.concat([workload.history, workload.observed])
+    forecaster = RollingForecaster(
+        counts, fit=fit or fit_model(settings.model), bin_seconds=settings.forecast_bin_seconds,
+        horizon_seconds=horizon_for(config.lead_seconds, settings.forecast_interval_seconds,
+                                    settings.forecast_bin_seconds),
+        quantiles=(0.5, settings.quantile), refit_seconds=settings.refit_seconds,
+        model_name=settings.model,
+    )
+    spec = prescaler_spec(workload, config, quantile=settings.quantile,
+                          bin_seconds=settings.forecast_bin_seconds, model=settings.model,
+                          interval_seconds=settings.forecast_interval_seconds)
+    return DecideScaler("prescaler", spec, workload, config, forecaster)

@@ -1,0 +1,198 @@
+"""One replay: a trace, a window, the policies compared on the same arrivals, and the outcome."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from controller.sim.config import DEFAULT_TARGET_UTILISATION, ReplicaModel, SimConfig
+from controller.sim.engine import Scaler, run
+from controller.sim.reference import OracleScaler, StaticScaler, needed_per_minute
+from controller.sim.results import PolicyOutcome, PolicySeries, series_of, summarise
+from controller.sim.tokens import TOKEN_SOURCES
+from controller.sim.workload import Workload, build_workload
+
+POLICIES = ("hpa", "prescaler", "oracle", "static")
+
+
+class ReplaySettings(BaseModel):
+    """What `prescaler simulate` and `prescaler demo` take; validated before anything runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    policies: tuple[str, ...] = POLICIES
+    lead_seconds: float = Field(300.0, ge=0)
+    peak_replicas: float = Field(40.0, gt=0)
+    max_replicas: int | None = Field(None, ge=1, description="default: twice the peak replicas")
+    replay_from: datetime | None = None
+    replay_days: float | None = Field(None, gt=0)
+    seed: int = 0
+    tokens: str = "trace"
+    model: str = Field("auto", description="forecast model: auto or a catalogue name")
+    quantile: float = Field(0.9, gt=0, lt=1)
+    forecast_bin_seconds: int = Field(600, ge=60)
+    forecast_interval_seconds: float = Field(
+        60.0, ge=0, description="window after the lead the forecast's maximum is taken over"
+    )
+    refit_seconds: float = Field(86_400.0, gt=0)
+    target_utilisation: float = Field(DEFAULT_TARGET_UTILISATION, gt=0, le=1)
+    replica: ReplicaModel | None = None
+
+    @field_validator("policies")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [p for p in value if p not in POLICIES]
+        if unknown:
+            raise ValueError(f"unknown polic{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
+                             f"choose from {', '.join(POLICIES)}")
+        if not value:
+            raise ValueError(f"name at least one policy of {', '.join(POLICIES)}")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("tokens")
+    @classmethod
+    def _tokens(cls, value: str) -> str:
+        if value not in TOKEN_SOURCES:
+            raise ValueError(f"tokens {value!r} unknown; choose one of {', '.join(TOKEN_SOURCES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _cross(self) -> "ReplaySettings":
+        if self.max_replicas is not None and self.max_replicas < math.ceil(self.peak_replicas):
+            raise ValueError(
+                f"max_replicas ({self.max_replicas}) must be >= peak_replicas ({self.peak_replicas}): "
+                "the scaled peak would not fit"
+            )
+        if self.forecast_bin_seconds % 60:
+            raise ValueError(f"forecast_bin_seconds ({self.forecast_bin_seconds}) must be whole minutes")
+        return self
+
+    def sim_config(self) -> SimConfig:
+        max_replicas = self.max_replicas or max(2, math.ceil(2 * self.peak_replicas))
+        extra = {"replica": self.replica} if self.replica is not None else {}
+        return SimConfig(
+            lead_seconds=self.lead_seconds, seed=self.seed, max_replicas=max_replicas,
+            target_utilisation=self.target_utilisation, **extra,
+        )
+
+
+class ReplayReport(BaseModel):
+    """Everything a replay produced: the comparison, and per-minute series for the plot."""
+
+    model_config = ConfigDict(frozen=True)
+
+    trace: str
+    window_start: datetime
+    window_end: datetime
+    history_days: float
+    scale: float = Field(description="requests of the replay per request of the trace")
+    settings: ReplaySettings
+    outcomes: list[PolicyOutcome]
+    load_per_minute: list[float] = Field(description="arrivals per minute (scaled)")
+    oracle_needed: list[int] = Field(description="replicas the capacity model needs each minute")
+    series: dict[str, PolicySeries]
+    details: dict[str, dict] = Field(default_factory=dict, description="per policy: decision reasons, models")
+    notes: list[str] = Field(default_factory=list)
+
+    def outcome(self, policy: str) -> PolicyOutcome:
+        for item in self.outcomes:
+            if item.policy == policy:
+                return item
+        raise KeyError(f"policy {policy!r} not in this replay (has {', '.join(o.policy for o in self.outcomes)})")
+
+
+def make_scaler(name: str, workload: Workload, settings: ReplaySettings, config: SimConfig,
+                fit: Callable | None = None) -> Scaler:
+    """The scaler for a policy name. hpa and prescaler drive controller.policy.decide()."""
+    if name == "static":
+        return StaticScaler()
+    if name == "oracle":
+        return OracleScaler()
+    from controller.sim.policies import hpa_scaler, prescaler_scaler
+
+    if name == "hpa":
+        return hpa_scaler(workload, config)
+    return prescaler_scaler(workload, config, settings, fit=fit)
+
+
+_JOB: tuple | None = None  # (workload, settings, config, fit), inherited by forked workers
+
+
+def _run_one(name: str):
+    workload, settings, config, fit = _JOB
+    started = time.perf_counter()
+    result = run(workload, config, make_scaler(name, workload, settings, config, fit=fit))
+    return name, result, time.perf_counter() - started
+
+
+def replay(
+    frame: pd.DataFrame,
+    settings: ReplaySettings,
+    *,
+    trace_name: str = "trace",
+    fit: Callable | None = None,
+    log: Callable[[str], None] | None = None,
+    jobs: int = 1,
+) -> ReplayReport:
+    """Replay the window of `frame` under every policy of `settings` on the same seeded arrivals.
+
+    jobs > 1 runs the policies in that many forked processes (each replay is single-threaded and
+    they share nothing but the read-only workload); the outcome is the same as with jobs=1.
+    """
+    global _JOB
+    config = settings.sim_config()
+    workload = build_workload(
+        frame, config, replay_from=settings.replay_from, replay_days=settings.replay_days,
+        peak_replicas=settings.peak_replicas, tokens=settings.tokens,
+    )
+    results = {}
+    walls = {}
+    # The slowest (prescaler: forecasts) first, so a second worker takes the rest meanwhile.
+    order = sorted(settings.policies, key=lambda p: p != "prescaler")
+    _JOB = (workload, settings, config, fit)
+    try:
+        if jobs > 1 and len(order) > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            context = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(max_workers=min(jobs, len(order)), mp_context=context) as pool:
+                done = list(pool.map(_run_one, order))
+        else:
+            done = [_run_one(name) for name in order]
+    finally:
+        _JOB = None
+    for name, result, wall in done:
+        results[name], walls[name] = result, wall
+        if log:
+            log(f"{name}: replayed {workload.minutes / 1440:.1f} days in {wall:.1f} s")
+    oracle_hours = results["oracle"].gpu_seconds / 3600.0 if "oracle" in results else None
+    outcomes = [summarise(results[p], walls[p], oracle_hours) for p in settings.policies]
+    history_days = len(workload.history) / 1440.0
+    notes = []
+    if "prescaler" in settings.policies and history_days < 1.0:
+        notes.append(f"only {history_days:.2f} days of history before the window: the forecaster starts cold")
+    return ReplayReport(
+        trace=trace_name,
+        window_start=workload.start,
+        window_end=workload.end,
+        history_days=history_days,
+        scale=workload.scale,
+        settings=settings,
+        outcomes=outcomes,
+        load_per_minute=results[settings.policies[0]].series.arrivals,
+        oracle_needed=needed_per_minute(workload, config),
+        series={p: series_of(results[p]) for p in settings.policies},
+        details={p: results[p].detail for p in settings.policies if results[p].detail},
+        notes=notes,
+    )
+
+
+def trace_label(path: str | Path) -> str:
+    return Path(path).name.removesuffix(".csv").removesuffix("_1min")

@@ -1,0 +1,177 @@
+"""Writing a replay's outcome: the comparison table, report.json, replay.png and summary.md.
+
+Every file is written atomically (a temp file in the same folder, then os.replace), so a reader never
+sees half a report. matplotlib loads lazily, inside `write_plot`, with the Agg backend.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from controller.sim.replay import ReplayReport
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def report_json(report: ReplayReport, *, with_series: bool = True) -> str:
+    data = report.model_dump(mode="json")
+    if not with_series:
+        for key in ("load_per_minute", "oracle_needed", "series"):
+            data.pop(key)
+    return json.dumps(data, indent=1, allow_nan=False, default=str) + "\n"
+
+
+def _pct(x: float) -> str:
+    return "-" if x is None or math.isnan(x) else f"{100 * x:.3f}%"
+
+
+def _num(x: float | None, fmt: str = ".3g") -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
+
+
+TABLE_HEADER = ("policy", "SLO attainment", "TTFT p50 s", "TTFT p99 s", "GPU-hours", "vs oracle",
+                "scale events", "at max h", "SLO misses")
+
+
+def table_rows(report: ReplayReport) -> list[tuple[str, ...]]:
+    return [
+        (o.policy, _pct(o.slo_attainment), _num(o.ttft_p50), _num(o.ttft_p99), f"{o.gpu_hours:.1f}",
+         _num(o.gpu_hours_vs_oracle, ".3f"), str(o.scale_events), f"{o.pinned_at_max_hours:.1f}",
+         f"{o.slo_misses:.4g}")
+        for o in report.outcomes
+    ]
+
+
+def markdown_table(report: ReplayReport) -> str:
+    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in table_rows(report)]
+    return "\n".join(lines)
+
+
+def print_table(report: ReplayReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{report.trace}: {report.window_start:%Y-%m-%d %H:%M} to "
+                        f"{report.window_end:%Y-%m-%d %H:%M} UTC, lead "
+                        f"{report.settings.lead_seconds:g} s, peak {report.settings.peak_replicas:g} replicas")
+    for name in TABLE_HEADER:
+        table.add_column(name, justify="left" if name == "policy" else "right")
+    for row in table_rows(report):
+        table.add_row(*row)
+    Console(width=max(130, Console().width)).print(table)
+
+
+def comparison_line(report: ReplayReport) -> str | None:
+    """prescaler against the reactive HPA, in one sentence (None without both)."""
+    by = {o.policy: o for o in report.outcomes}
+    if "hpa" not in by or "prescaler" not in by:
+        return None
+    hpa, pre = by["hpa"], by["prescaler"]
+    ratio = hpa.slo_misses / pre.slo_misses if pre.slo_misses > 0 else math.inf
+    return (
+        f"prescaler misses the SLO for {pre.slo_misses:.4g} requests against the reactive HPA's "
+        f"{hpa.slo_misses:.4g} ({'no misses' if math.isinf(ratio) else f'{ratio:.1f}x fewer'}), "
+        f"at {pre.gpu_hours / hpa.gpu_hours:.2f}x its GPU-hours."
+    )
+
+
+def summary_markdown(report: ReplayReport) -> str:
+    s = report.settings
+    days = (report.window_end - report.window_start).total_seconds() / 86400
+    lines = [
+        f"# Replay of {report.trace}",
+        "",
+        f"Window {report.window_start:%Y-%m-%d %H:%M} to {report.window_end:%Y-%m-%d %H:%M} UTC "
+        f"({days:.1f} days) after {report.history_days:.1f} days of history the forecaster trained on. "
+        f"The trace is scaled by {report.scale:.4g} so its peak needs {s.peak_replicas:g} replicas at "
+        f"{s.target_utilisation:.0%} utilisation; cold start {s.lead_seconds:g} s; TTFT SLO 2 s; seed {s.seed}; "
+        f"forecast model `{s.model}` at quantile {s.quantile:g}, {s.forecast_bin_seconds // 60}-minute bins, "
+        f"refit every {s.refit_seconds / 3600:g} h.",
+        "",
+        markdown_table(report),
+        "",
+    ]
+    by = {o.policy: o for o in report.outcomes}
+    headline = comparison_line(report)
+    if headline:
+        lines.append(headline)
+    models = report.details.get("prescaler", {}).get("models")
+    if models:
+        lines.append("")
+        for signal, names in models.items():
+            counts = {n: names.count(n) for n in dict.fromkeys(names)}
+            lines.append(f"- {signal}: fitted " + ", ".join(f"{n} x{c}" for n, c in counts.items())
+                         + " (initial fit plus daily refits)")
+    for note in report.notes:
+        lines.append(f"- {note}")
+    return "\n".join(lines) + "\n"
+
+
+def write_plot(report: ReplayReport, path: Path) -> None:
+    """Load; replicas per policy against the oracle; SLO misses over time (one panel each)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import io
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    minutes = len(report.load_per_minute)
+    t = np.arange(minutes) / 1440.0
+    fig, axes = plt.subplots(3, 1, figsize=(12, 9), sharex=True)
+    axes[0].plot(t, np.asarray(report.load_per_minute) / 60.0, lw=0.6, color="black")
+    axes[0].set_ylabel("requests/s")
+    axes[0].set_title(f"{report.trace}: replayed load")
+    axes[1].plot(t, report.oracle_needed, lw=0.8, color="grey", label="needed (capacity model)")
+    colours = {"oracle": "tab:green", "hpa": "tab:red", "prescaler": "tab:blue", "static": "tab:purple"}
+    for policy, series in report.series.items():
+        axes[1].plot(t, series.requested, lw=0.8, label=f"{policy} requested", color=colours.get(policy))
+    axes[1].set_ylabel("replicas")
+    axes[1].legend(loc="upper left", fontsize=8, ncol=3)
+    for policy, series in report.series.items():
+        per_hour = np.asarray(series.slo_misses, dtype=float)
+        hours = len(per_hour) // 60
+        if hours:
+            binned = per_hour[: hours * 60].reshape(hours, 60).sum(axis=1)
+            axes[2].step(np.arange(hours) / 24.0, binned, where="post", lw=0.8,
+                         label=policy, color=colours.get(policy))
+    axes[2].set_yscale("symlog", linthresh=1.0)
+    axes[2].set_ylabel("SLO misses per hour")
+    axes[2].set_xlabel("days into the replay")
+    axes[2].legend(loc="upper left", fontsize=8, ncol=4)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def write_outputs(report: ReplayReport, out: Path) -> dict[str, Path]:
+    """report.json, replay.png and summary.md under `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "report.json", "plot": out / "replay.png", "summary": out / "summary.md"}
+    atomic_write_text(paths["json"], report_json(report))
+    write_plot(report, paths["plot"])
+    atomic_write_text(paths["summary"], summary_markdown(report))
+    return paths
