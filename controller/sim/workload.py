@@ -26,46 +26,21 @@ TOKEN_COLUMNS = ("prompt_tokens", "output_tokens")
 
 
 def read_trace_csv(path: str | Path) -> pd.DataFrame:
-    """A trace CSV (timestamp, requests[, prompt_tokens, output_tokens]) as a per-minute trace frame.
+    """A trace file as a per-minute trace frame, through the forecaster's validated reader.
 
-    Validates what the replay relies on and names the file and line of the first problem. An empty
-    cell stays NaN (a collection gap, never zero traffic).
+    The replay draws arrivals minute by minute, so it also insists on one-minute rows (the
+    `*_1min.csv` files); every other check (file, line and column of the first bad cell, gaps kept
+    as NaN) is forecaster.sources.read_trace's.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"trace {path} does not exist")
-    frame = pd.read_csv(path, dtype={"timestamp": str})
-    if "timestamp" not in frame.columns or "requests" not in frame.columns:
-        raise ValueError(f"{path}: needs columns timestamp and requests (has {', '.join(frame.columns)})")
-    stamps = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce", format="ISO8601")
-    bad = stamps.isna().to_numpy().nonzero()[0]
-    if bad.size:
-        line = int(bad[0]) + 2
-        raise ValueError(f"{path}:{line}: timestamp {frame['timestamp'].iloc[bad[0]]!r} is not ISO 8601")
-    # pandas 3 parses to microseconds; the forecaster's helpers read asi8 as nanoseconds.
-    out = pd.DataFrame(index=pd.DatetimeIndex(stamps, name="timestamp").as_unit("ns"))
-    for column in ("requests", *TOKEN_COLUMNS):
-        if column not in frame.columns:
-            continue
-        values = pd.to_numeric(frame[column], errors="coerce")
-        broken = (values.isna() & frame[column].notna()).to_numpy().nonzero()[0]
-        if broken.size:
-            raise ValueError(
-                f"{path}:{int(broken[0]) + 2}: {column} {frame[column].iloc[broken[0]]!r} is not a number"
-            )
-        negative = (values < 0).to_numpy().nonzero()[0]
-        if negative.size:
-            raise ValueError(f"{path}:{int(negative[0]) + 2}: {column} must not be negative")
-        out[column] = values.to_numpy(dtype="float64")
-    steps = np.diff(out.index.asi8) // 1_000_000_000
-    wrong = (steps != 60).nonzero()[0]
-    if wrong.size:
-        line = int(wrong[0]) + 3
-        raise ValueError(f"{path}:{line}: rows must be one minute apart and in order (got {steps[wrong[0]]} s)")
-    if len(out) < 2:
-        raise ValueError(f"{path}: needs at least two rows")
-    out.index.freq = "60s"
-    return out
+    from forecaster.errors import TraceFormatError
+    from forecaster.series import native_bin_seconds
+    from forecaster.sources import read_trace
+
+    frame = read_trace(path)
+    step = native_bin_seconds(frame.index)
+    if step != 60:
+        raise TraceFormatError(path, f"the replay needs one-minute rows; this trace has {step} s rows")
+    return frame
 
 
 @dataclass(frozen=True)

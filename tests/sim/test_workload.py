@@ -17,14 +17,18 @@ GOOD = "timestamp,requests,prompt_tokens,output_tokens\n" + "".join(
 )
 
 
+GOOD_5MIN = "timestamp,requests\n2025-01-01T00:00:00Z,1\n2025-01-01T00:05:00Z,2\n2025-01-01T00:10:00Z,3\n"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        pytest.param("time,requests\n2025-01-01T00:00:00Z,1\n", "needs columns timestamp and requests", id="no-timestamp"),
-        pytest.param(GOOD.replace("2025-01-01T00:03:00Z", "yesterday"), ":5: timestamp 'yesterday'", id="bad-timestamp"),
-        pytest.param(GOOD.replace(",63,", ",lots,"), ":5: requests 'lots' is not a number", id="not-a-number"),
-        pytest.param(GOOD.replace(",64,", ",-64,"), ":6: requests must not be negative", id="negative"),
-        pytest.param(GOOD.replace("00:05:00Z", "00:05:30Z"), ":7: rows must be one minute apart", id="off-minute"),
+        pytest.param("time,requests\n2025-01-01T00:00:00Z,1\n", "timestamp", id="no-timestamp"),
+        pytest.param(GOOD.replace("2025-01-01T00:03:00Z", "yesterday"), "line 5", id="bad-timestamp"),
+        pytest.param(GOOD.replace(",63,", ",lots,"), "line 5, column 'requests'", id="not-a-number"),
+        pytest.param(GOOD.replace(",64,", ",-64,"), "line 6, column 'requests'", id="negative"),
+        pytest.param(GOOD.replace("00:05:00Z", "00:05:30Z"), "line 7", id="off-minute"),
+        pytest.param(GOOD_5MIN, "one-minute rows", id="five-minute-rows"),
     ],
 )
 def test_a_bad_trace_is_refused_naming_the_line(tmp_path: Path, text: str, message: str) -> None:
