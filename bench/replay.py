@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from controller.sim.config import SimConfig  # noqa: E402
 from controller.sim.engine import run  # noqa: E402
 from controller.sim.replay import ReplaySettings, make_scaler, replay  # noqa: E402
-from controller.sim.report import atomic_write_text  # noqa: E402
+from forecaster.atomic import atomic_write_text  # noqa: E402
 from controller.sim.workload import build_workload, read_trace_csv  # noqa: E402
 
 TRACES = ROOT.parent / "shared" / "traces"

@@ -105,7 +105,8 @@ def simulate(
 ) -> None:
     """Replay TRACE on a simulated vLLM cluster under each policy and compare SLO and GPU-hours."""
     from controller.sim.replay import trace_label
-    from controller.sim.report import atomic_write_text, print_table, report_json
+    from controller.sim.report import print_table, report_json
+    from forecaster.atomic import atomic_write_text
 
     settings = _settings(
         policies=tuple(p.strip() for p in policy.split(",") if p.strip()),
