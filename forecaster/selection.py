@@ -1,0 +1,151 @@
+"""Model selection per workload and signal: the best model, but only if it beats the baselines.
+
+A model earns its complexity only by beating the simple rules (last value, seasonal naive) on the
+objective the controller cares about; otherwise the best baseline is selected. The default
+objective is the pinball loss at the controller's quantile (0.9), averaged over the backtest's
+horizons: the controller scales on that quantile, and pinball loss is the proper score for it.
+MASE (the point forecast's error) is the alternative.
+
+Objectives, all lower-is-better and averaged over the horizons:
+  mase, smape            the point forecast's error
+  pinball                the pinball loss averaged over every backtested quantile
+  pinball@Q              the pinball loss at quantile Q (for example pinball@0.9)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from forecaster.contract import quantile_key
+from forecaster.errors import ForecasterError
+
+if TYPE_CHECKING:
+    from forecaster.backtest import BacktestResult
+
+DEFAULT_OBJECTIVE = "pinball@0.9"
+_PINBALL_AT = re.compile(r"^pinball@(0?\.\d+)$")
+
+
+class NoModelScored(ForecasterError):
+    """No model could be scored by the backtest, so there is nothing to select."""
+
+
+@dataclass(frozen=True)
+class SelectionRecord:
+    objective: str
+    selected: str
+    best_baseline: str | None
+    best_model: str | None  # the best model that is not a baseline
+    scores: dict[str, float]  # model -> objective, averaged over the horizons
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_objective(objective: str) -> tuple[str, str | None]:
+    """'mase' -> ('mase', None); 'pinball@0.9' -> ('pinball', '0.9'); 'pinball' -> ('pinball', 'mean')."""
+    text = objective.strip().lower()
+    if text in ("mase", "smape"):
+        return text, None
+    if text == "pinball":
+        return "pinball", "mean"
+    match = _PINBALL_AT.match(text)
+    if match:
+        return "pinball", quantile_key(float(match.group(1)))
+    raise ValueError(f"objective {objective!r} is not one of mase, smape, pinball, pinball@Q (e.g. pinball@0.9)")
+
+
+def _value(score: Mapping, metric: str, key: str | None, model: str, horizon: str) -> float:
+    if key is None:
+        return float(score[metric])
+    losses = score[metric]
+    if key not in losses:
+        raise ValueError(
+            f"objective needs pinball at quantile {key}, but {model} at {horizon} was scored at "
+            f"{sorted(k for k in losses if k != 'mean')}"
+        )
+    return float(losses[key])
+
+
+def objective_scores(table: Mapping[str, Mapping[str, Mapping]], objective: str) -> dict[str, float]:
+    """{model: objective averaged over the horizons} from a scores table ({horizon: {model: score}}).
+
+    A model missing at any horizon, or with a non-finite value there, gets NaN (never selected).
+    """
+    metric, key = parse_objective(objective)
+    models = list(dict.fromkeys(m for row in table.values() for m in row))
+    out: dict[str, float] = {}
+    for model in models:
+        values = []
+        for horizon, row in table.items():
+            values.append(_value(row[model], metric, key, model, horizon) if model in row else math.nan)
+        finite = all(math.isfinite(v) for v in values) and values
+        out[model] = sum(values) / len(values) if finite else math.nan
+    return out
+
+
+def _best(scores: Mapping[str, float], names: list[str]) -> str | None:
+    # Ties go to the earlier name (catalogue order), so the choice is deterministic.
+    candidates = [n for n in names if math.isfinite(scores.get(n, math.nan))]
+    return min(candidates, key=lambda n: (scores[n], names.index(n))) if candidates else None
+
+
+def select_from_scores(
+    table: Mapping[str, Mapping[str, Mapping]],
+    baselines: set[str] | frozenset[str],
+    objective: str = DEFAULT_OBJECTIVE,
+    *,
+    min_improvement: float = 0.0,
+    unscored: Mapping[str, str] | None = None,
+) -> SelectionRecord:
+    """Select from a scores table. `min_improvement` is the fraction by which a model must beat
+    the best baseline (0.0: any strict improvement). `unscored` maps skipped models to why."""
+    if not 0.0 <= min_improvement < 1.0:
+        raise ValueError(f"min_improvement must be in [0, 1), got {min_improvement}")
+    scores = objective_scores(table, objective)
+    names = list(scores)
+    baseline = _best(scores, [n for n in names if n in baselines])
+    model = _best(scores, [n for n in names if n not in baselines])
+    if baseline is None and model is None:
+        why = "; ".join(f"{n}: {r}" for n, r in (unscored or {}).items()) or "no model was backtested"
+        raise NoModelScored(f"no model could be scored on {objective} ({why})")
+    if baseline is None:
+        selected, reason = model, f"no baseline could be scored; {model} is the best model on {objective}"
+    elif model is None:
+        selected, reason = baseline, f"only baselines were scored; {baseline} is the best on {objective}"
+    else:
+        b, m = scores[baseline], scores[model]
+        gain = (b - m) / b if b > 0 else (math.inf if m < b else 0.0)
+        if m < b and gain > min_improvement:
+            selected = model
+            reason = (
+                f"{model} beats the best baseline {baseline} on {objective}: "
+                f"{m:.4g} vs {b:.4g} ({gain:.1%} lower)"
+            )
+        else:
+            selected = baseline
+            needed = f" by more than {min_improvement:.0%}" if min_improvement else ""
+            reason = (
+                f"the best model {model} ({m:.4g}) does not beat the best baseline {baseline} "
+                f"({b:.4g}) on {objective}{needed}: keeping the baseline"
+            )
+    return SelectionRecord(
+        objective=objective, selected=selected, best_baseline=baseline, best_model=model,
+        scores=scores, reason=reason,
+    )
+
+
+def select(
+    result: "BacktestResult", objective: str = DEFAULT_OBJECTIVE, *, min_improvement: float = 0.0
+) -> SelectionRecord:
+    """Select from a backtest: baselines are the models whose estimator says `is_baseline`."""
+    baselines = {name for name, run in result.runs.items() if run.is_baseline}
+    unscored = {name: run.reason or run.status for name, run in result.runs.items() if run.status != "ok"}
+    return select_from_scores(
+        result.scores_table(), baselines, objective, min_improvement=min_improvement, unscored=unscored,
+    )
