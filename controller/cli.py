@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "forecaster.service.cli",     # forecaster serve
     "controller.sim.cli",         # simulate, demo
     "controller.run_cli",         # controller run
+    "controller.report",          # report (static HTML review)
 )
 
 for _name in COMMAND_MODULES:
