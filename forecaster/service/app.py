@@ -19,10 +19,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pydantic import BaseModel
 
 from forecaster.contract import Forecast, WorkloadForecast, quantile_key
+from forecaster.registry import ModelCard
 from forecaster.series import parse_duration
 from forecaster.service import external_metrics as em
 from forecaster.service.cache import slice_forecast
-from forecaster.service.retrain import RetrainDecision, ServiceModelCard
+from forecaster.service.retrain import RetrainDecision
 from forecaster.service.state import NotReady, ServiceState, UnknownMetric, UnknownWorkload
 
 # Module level: handlers' string annotations (from __future__) must resolve at import time.
@@ -182,6 +183,9 @@ def create_app(state: ServiceState, *, token: str | None = None,
         description="Load forecasts for LLM inference workloads, as REST, as the Kubernetes external "
                     "metrics API and as a KEDA external scaler.",
         lifespan=lifespan,
+        # One schema per model, from its fields: ModelCard orders its JSON with a wrap serializer typed
+        # `-> dict[str, Any]`, whose serialization-mode schema would document /cards as an opaque object.
+        separate_input_output_schemas=False,
     )
     app.state.service = state
     app.state.metrics = metrics
@@ -309,9 +313,10 @@ def create_app(state: ServiceState, *, token: str | None = None,
                         step: str | None = step_q) -> Forecast:
         return _sliced(name, signal, horizon, quantiles, step)[signal]
 
-    @v1.get("/workloads/{name}/cards", response_model=dict[str, ServiceModelCard], tags=["models"],
+    @v1.get("/workloads/{name}/cards", response_model=dict[str, ModelCard], tags=["models"],
             responses=not_found)
-    async def model_cards(name: WorkloadName) -> dict[str, ServiceModelCard]:
+    async def model_cards(name: WorkloadName) -> dict[str, ModelCard]:
+        """The registry's model card of each signal's serving model (selection and backtest included)."""
         state.workload(name)
         return {sig: v.card for sig, v in state.scheduler.workloads[name].serving.items()}
 

@@ -271,11 +271,28 @@ class BindSettings(_Strict):
         return self
 
 
+class RetentionSettings(_Strict):
+    """How much the service keeps on disk: it saves a version per accepted retrain (4 a day per signal
+    at a 6 h interval) and a decisions line per retrain, so both are bounded."""
+
+    keep_versions: int = Field(
+        default=20, ge=1, le=10_000,
+        description="registry versions kept per workload and signal; the newest that verifies is never removed",
+    )
+    decisions_max_lines: int = Field(
+        default=10_000, ge=1, description="decisions.jsonl rotates to decisions.jsonl.1 past this many lines",
+    )
+    decisions_max_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=4096, description="... or past this many bytes",
+    )
+
+
 class ServiceConfig(_Strict):
     # forecaster.prometheus's own settings model (URL, bearer token or basic auth, TLS, retries).
     prometheus: PrometheusConfig | None = None
     history: HistorySettings = HistorySettings()
     registry_dir: Path = Path("models")
+    retention: RetentionSettings = RetentionSettings()
     workloads: list[WorkloadSettings]
     auth: AuthSettings = AuthSettings()
     tls: TLSSettings | None = None

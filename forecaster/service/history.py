@@ -16,6 +16,7 @@ from typing import Protocol
 import pandas as pd
 
 from forecaster.errors import TraceFormatError
+from forecaster.sources import read_trace
 from forecaster.service.config import ConfigError, ServiceConfig, WorkloadSettings
 
 WEEK = timedelta(days=7)
@@ -25,46 +26,6 @@ class HistorySource(Protocol):
     def __call__(self, workload: WorkloadSettings, start: datetime, end: datetime) -> pd.DataFrame: ...
 
 
-def read_trace_csv(path: str | Path) -> pd.DataFrame:
-    """A `*_1min.csv` trace (timestamp, requests[, prompt_tokens, output_tokens]) as a trace frame."""
-    path = Path(path)
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError) as error:
-        raise TraceFormatError(str(path), f"cannot read CSV: {error}") from error
-    if "timestamp" not in frame.columns:
-        raise TraceFormatError(str(path), "no 'timestamp' column", line=1)
-    if "requests" not in frame.columns:
-        raise TraceFormatError(str(path), "no 'requests' column", line=1)
-    stamps = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce")
-    bad = stamps.isna()
-    if bad.any():
-        row = int(bad.to_numpy().argmax())
-        raise TraceFormatError(
-            str(path), f"timestamp {frame['timestamp'].iloc[row]!r} is not ISO 8601",
-            line=row + 2, column="timestamp",
-        )
-    # series.native_bin_seconds reads asi8 as nanoseconds; pandas 3 may parse to "s" or "us".
-    index = pd.DatetimeIndex(stamps, name="timestamp").as_unit("ns")
-    frame = frame.drop(columns="timestamp").set_index(index)
-    for column in frame.columns:
-        values = pd.to_numeric(frame[column], errors="coerce")
-        wrong = values.isna() & frame[column].notna()
-        if wrong.any():
-            row = int(wrong.to_numpy().argmax())
-            raise TraceFormatError(
-                str(path), f"value {frame[column].iloc[row]!r} is not a number",
-                line=row + 2, column=column,
-            )
-        if (values < 0).any():
-            row = int((values < 0).to_numpy().argmax())
-            raise TraceFormatError(str(path), "counts cannot be negative", line=row + 2, column=column)
-        frame[column] = values.astype("float64")
-    if not frame.index.is_monotonic_increasing or frame.index.has_duplicates:
-        raise TraceFormatError(str(path), "timestamps must increase strictly")
-    return frame
-
-
 class TraceReplaySource:
     """Replays a trace file as live history: the trace is shifted by whole weeks so that it ends at
     or after `end`, keeping weekday and time of day (the seasonalities the models learn).
@@ -72,7 +33,7 @@ class TraceReplaySource:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.frame = read_trace_csv(self.path)
+        self.frame = read_trace(self.path)  # validated; missing rows become NaN bins on the grid
 
     def __call__(self, workload: WorkloadSettings, start: datetime, end: datetime) -> pd.DataFrame:
         last = self.frame.index[-1]

@@ -1,60 +1,43 @@
 """One retraining job: backtest the candidates and the serving model on the same recent window,
-fit the winner on all history, and say whether it may replace the serving model.
+fit the winner on all history, and store it in the model registry when it may replace the serving one.
 
 `run_job` is a module-level function of picklable arguments so it runs in a ProcessPoolExecutor
 worker: statsmodels and GBM fits take seconds to minutes, and the service's event loop must keep
 answering the HPA meanwhile. The rule "a new model replaces the serving one only if its backtest is
 not worse" is decided here, on one backtest call, so both models are scored on identical origins.
+An accepted model is saved by the worker through `Registry.save` (atomic, checksummed), so the parent
+receives only its ModelCard and loads the estimator back through the registry, which verifies the
+checksum: what serves is exactly what a restart would load.
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import math
-import pickle
-import platform
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from forecaster.contract import quantile_key
+from forecaster.registry import CardDraft, ModelCard, Registry, TrainingWindow
 from forecaster.series import format_duration
 from forecaster.service.config import WorkloadSettings
 
 # Used when no candidate can be scored (too little history): a model the service knowingly serves.
 FALLBACK_BASELINES = ("seasonal_naive_daily", "last_value")
 
-Outcome = Literal["accepted", "kept", "baseline", "failed"]
-
-
-class ServiceModelCard(BaseModel):
-    """What the service serves for one signal of one workload, and why."""
-
-    model_config = ConfigDict(frozen=True)
-
-    workload: str
-    signal: str
-    model: str
-    version: str
-    params: dict[str, Any]
-    is_baseline: bool
-    trained_at: datetime
-    training_start: datetime
-    training_end: datetime
-    training_bins: int
-    objective: str
-    objective_value: float | None
-    backtest: dict[str, Any]
-    sha256: str
-    libraries: dict[str, str]
+# accepted/kept/baseline/failed come from a retrain; restored from loading the registry at start-up.
+Outcome = Literal["accepted", "kept", "baseline", "failed", "restored"]
 
 
 class RetrainDecision(BaseModel):
-    """The record of one retrain: which model won, against what, and whether it now serves."""
+    """The record of one retrain (or start-up restore): which model won, against what, whether it
+    now serves, and the registry version it serves as."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -69,6 +52,7 @@ class RetrainDecision(BaseModel):
     objective: str
     reason: str
     seconds: float
+    version: str | None = None  # the registry version now serving, when this decision changed it
 
 
 @dataclass(frozen=True)
@@ -78,31 +62,20 @@ class Job:
     series: pd.Series
     serving_model: str | None
     started_at: datetime
+    registry_dir: Path
+    serving_version: str | None = None
 
 
 @dataclass(frozen=True)
 class JobResult:
     decision: RetrainDecision
-    card: ServiceModelCard | None
-    artifact: bytes | None  # the pickled estimator when outcome is accepted or baseline
+    card: ModelCard | None  # the stored card when the outcome is accepted or baseline
 
 
 def objective_name(workload: WorkloadSettings) -> tuple[str, int]:
     """The horizon the controller uses (lead time + one interval) and the pinball loss there."""
     seconds = int((workload.lead_time + workload.interval).total_seconds())
     return f"pinball[{quantile_key(workload.quantile)}]@{format_duration(seconds)}", seconds
-
-
-def _libraries() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {"python": platform.python_version()}
-    for name in ("numpy", "pandas", "statsmodels", "scikit-learn", "prophet"):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return found
 
 
 def _score(result: Any, model: str, horizon_label: str, key: str) -> float | None:
@@ -113,8 +86,25 @@ def _score(result: Any, model: str, horizon_label: str, key: str) -> float | Non
     return None if value is None or not math.isfinite(value) else float(value)
 
 
+def _backtest_record(result: Any, scores: dict[str, float], window_days: float, problem: str | None) -> dict:
+    """The card's `backtest`: the backtest's own summary plus the objective score of each model."""
+    record: dict[str, Any] = {"window_days": window_days, "objective_scores": scores}
+    if result is not None:
+        try:
+            record.update(result.to_dict())
+        except (IndexError, ValueError) as error:  # no origins: nothing but the scores to keep
+            record["summary_error"] = f"{type(error).__name__}: {error}"
+    if problem is not None:
+        record["problem"] = problem
+    return record
+
+
+def _fixed_clock(moment: datetime) -> datetime:
+    return moment
+
+
 def run_job(job: Job) -> JobResult:
-    """Backtest, choose, fit. Never raises: a failure becomes a `failed` decision."""
+    """Backtest, choose, fit, store. Never raises: a failure becomes a `failed` decision."""
     started = time.perf_counter()
     workload = job.workload
     objective, horizon_seconds = objective_name(workload)
@@ -146,6 +136,7 @@ def run_job(job: Job) -> JobResult:
         )
         backtest_result: Any = None
         scores: dict[str, float] = {}
+        problem: str | None = None
         try:
             backtest_result = backtest(job.series, models, config)
             label = backtest_result.horizons[0].label
@@ -154,7 +145,7 @@ def run_job(job: Job) -> JobResult:
                 if value is not None:
                     scores[name] = value
         except Exception as error:  # noqa: BLE001 - too short for any backtest: fall back below
-            reason_backtest = f"backtest failed: {error}"
+            problem = reason_backtest = f"backtest failed: {error}"
         else:
             reason_backtest = "no model could be scored"
         ranked = sorted((scores[m], m) for m in candidates if m in scores)
@@ -166,16 +157,16 @@ def run_job(job: Job) -> JobResult:
                     "kept", f"{best} scored {best_score:.6g} > serving {job.serving_model} "
                     f"{serving_score:.6g} on the same window; serving model kept",
                     candidate=best, candidate_score=best_score, serving_score=serving_score,
-                ), None, None)
+                ), None)
             outcome: Outcome = "accepted"
             reason = (f"{best} scored {best_score:.6g}" + (
                 f" <= serving {job.serving_model} {serving_score:.6g}" if serving_score is not None
                 else (" (no serving model)" if job.serving_model is None
                       else f" (serving {job.serving_model} could not be scored)")))
-            chosen = best
+            chosen: str | None = best
         else:
             if job.serving_model is not None:
-                return JobResult(decision("kept", f"{reason_backtest}; serving model kept"), None, None)
+                return JobResult(decision("kept", f"{reason_backtest}; serving model kept"), None)
             chosen, outcome, best_score = None, "baseline", None
             reason = f"{reason_backtest}; serving a baseline knowingly"
         tried = [chosen] if chosen else list(FALLBACK_BASELINES)
@@ -189,43 +180,38 @@ def run_job(job: Job) -> JobResult:
                 last_error = error
         if estimator is None:
             return JobResult(decision("failed", f"fitting {tried} failed: {last_error}",
-                                      candidate=tried[0]), None, None)
-        artifact = pickle.dumps(estimator, protocol=pickle.HIGHEST_PROTOCOL)
-        digest = hashlib.sha256(artifact).hexdigest()
-        index = job.series.index
-        card = ServiceModelCard(
-            workload=workload.name, signal=job.signal, model=chosen,
-            version=f"{job.started_at.strftime('%Y%m%dT%H%M%SZ')}-{digest[:8]}",
-            params=_jsonable(estimator.get_params()), is_baseline=estimator.is_baseline,
-            trained_at=job.started_at, training_start=index[0].to_pydatetime(),
-            training_end=index[-1].to_pydatetime(), training_bins=len(index),
-            objective=objective, objective_value=best_score,
-            backtest={"scores": scores, "window_days": config.eval_days,
-                      "origins": len(backtest_result.origins) if backtest_result else 0},
-            sha256=digest, libraries=_libraries(),
+                                      candidate=tried[0]), None)
+        baselines = sorted((scores[m], m) for m in scores if m in BASELINES)
+        # The card carries the whole decision: what was compared, on which objective, and what it replaced.
+        selection = {
+            "objective": objective,
+            "selected": chosen,
+            "best_baseline": baselines[0][1] if baselines else None,
+            "reason": reason,
+            "outcome": outcome,
+            "is_baseline": bool(estimator.is_baseline),
+            "candidate_score": best_score,
+            "scores": scores,
+            "replaces": job.serving_model,
+            "replaces_version": job.serving_version,
+            "serving_score": serving_score,
+            "rule": "a new model replaces the serving one only if its backtest score is not worse",
+        }
+        draft = CardDraft(
+            workload=workload.name, signal=job.signal,
+            quantiles=tuple(sorted(set(workload.served_quantiles))),
+            training_window=TrainingWindow.of(job.series),
+            backtest=_backtest_record(backtest_result, scores, config.eval_days, problem),
+            selection=selection,
         )
+        # The version stamp follows the service's clock (the retrain's start), so versions sort in
+        # retrain order even under a test's fake clock.
+        registry = Registry(job.registry_dir, clock=functools.partial(_fixed_clock, job.started_at))
+        card = registry.save(estimator, draft)
         return JobResult(decision(outcome, reason, candidate=chosen, candidate_score=best_score,
-                                  serving_score=serving_score), card, artifact)
+                                  serving_score=serving_score, version=card.version), card)
     except Exception as error:  # noqa: BLE001 - a worker must report, never crash the service
-        return JobResult(decision("failed", f"{type(error).__name__}: {error}"), None, None)
-
-
-def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in params.items():
-        out[k] = v if isinstance(v, (str, int, float, bool, type(None), list, dict)) else repr(v)
-    return out
-
-
-def load_artifact(artifact: bytes, card: ServiceModelCard) -> Any:
-    """Unpickle an estimator after checking it is the one the card describes."""
-    digest = hashlib.sha256(artifact).hexdigest()
-    if digest != card.sha256:
-        from forecaster.errors import ArtifactCorrupt
-
-        raise ArtifactCorrupt(f"{card.workload}/{card.signal} {card.version}: sha256 {digest} "
-                              f"does not match the card's {card.sha256}")
-    return pickle.loads(artifact)  # noqa: S301 - produced by our own worker in this process tree
+        return JobResult(decision("failed", f"{type(error).__name__}: {error}"), None)
 
 
 def utcnow() -> datetime:

@@ -9,10 +9,7 @@ a fake clock; `run()` calls it on a real timer.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import os
-import tempfile
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -21,11 +18,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from forecaster.errors import RegistryError
+from forecaster.registry import ModelCard, Registry
 from forecaster.series import to_rate
 from forecaster.service.cache import CachedForecast, ForecastCache, frame_to_forecast
 from forecaster.service.config import ServiceConfig, WorkloadSettings
+from forecaster.service.decisions import DecisionLog, read_decisions
 from forecaster.service.history import HistorySource, floor_time
-from forecaster.service.retrain import Job, JobResult, RetrainDecision, ServiceModelCard, load_artifact, run_job
+from forecaster.service.retrain import Job, JobResult, RetrainDecision, objective_name, run_job
+
+__all__ = ["Scheduler", "Serving", "WorkloadState", "read_decisions", "system_clock"]
 
 log = logging.getLogger("prescaler.forecaster.service")
 
@@ -39,7 +43,7 @@ def system_clock() -> datetime:
 @dataclass
 class Serving:
     estimator: Any
-    card: ServiceModelCard
+    card: ModelCard
 
 
 @dataclass
@@ -69,16 +73,18 @@ class Scheduler:
         executor: Executor,
         clock: Clock = system_clock,
         on_decision: Callable[[RetrainDecision], None] | None = None,
-        decisions_log: Path | None = None,
+        registry: Registry | None = None,
+        decisions_log: DecisionLog | Path | None = None,
         max_decisions: int = 1000,
     ):
         self.config = config
+        self.registry = registry if registry is not None else Registry(config.registry_dir)
         self.history = history
         self.cache = cache
         self.executor = executor
         self.clock = clock
         self.on_decision = on_decision
-        self.decisions_log = decisions_log
+        self.decisions_log = DecisionLog(decisions_log) if isinstance(decisions_log, Path) else decisions_log
         self.decisions: deque[RetrainDecision] = deque(maxlen=max_decisions)
         self.workloads = {w.name: WorkloadState(w) for w in config.workloads}
         self._tasks: set[asyncio.Task] = set()
@@ -90,6 +96,72 @@ class Scheduler:
         already = state.retraining or state.retrain_requested
         state.retrain_requested = True
         return not already
+
+    # --- start-up -------------------------------------------------------------------------------
+    def restore(self) -> None:
+        """Serve the registry's latest good model of every signal at once, instead of waiting for a
+        first retrain; reload the recent decisions so /decisions survives a restart.
+
+        A version that does not verify or load (flipped byte, truncated pickle) is skipped for the
+        previous one by `Registry.load_latest_good`; the `restored` decision names what was skipped.
+        A workload whose every signal was restored retrains when its oldest model comes due.
+        """
+        if self.decisions_log is not None:
+            for entry in self.decisions_log.read(limit=self.decisions.maxlen):
+                try:
+                    self.decisions.append(RetrainDecision.model_validate(entry))
+                except ValidationError as error:
+                    log.warning("%s: skipped a decision that does not validate: %s",
+                                self.decisions_log.path, error.errors()[0]["msg"])
+        try:
+            removed = self.registry.cleanup_temp()  # what saves and prunes cut short by a crash left
+        except OSError as error:
+            log.warning("cleaning %s failed: %s", self.registry.root, error)
+        else:
+            if removed:
+                log.info("removed %d leftover temp dir(s) from %s", len(removed), self.registry.root)
+        now = self.clock()
+        for state in self.workloads.values():
+            w = state.settings
+            restored: list[ModelCard] = []
+            for signal in w.signals:
+                card = self._restore_signal(state, signal, now)
+                if card is not None:
+                    restored.append(card)
+            if restored and state.ready:
+                state.retrain_requested = False
+                state.last_retrain = min(min(c.created_at for c in restored), now)
+
+    def _restore_signal(self, state: WorkloadState, signal: str, now: datetime) -> ModelCard | None:
+        w = state.settings
+        objective = objective_name(w)[0]
+
+        def record(outcome: str, reason: str, card: ModelCard | None = None) -> None:
+            self._record(RetrainDecision(
+                at=now, workload=w.name, signal=signal, outcome=outcome,  # type: ignore[arg-type]
+                candidate=card.model if card else None, candidate_score=None, serving=None,
+                serving_score=None, objective=objective, reason=reason, seconds=0.0,
+                version=card.version if card else None,
+            ))
+
+        if not self.registry.versions(w.name, signal):
+            return None  # a first start: nothing stored, the first tick trains
+        try:
+            estimator, card, skipped = self.registry.load_latest_good(w.name, signal)
+        except RegistryError as error:
+            record("failed", f"restore from the registry failed, retraining: {error}")
+            return None
+        if card.bin_seconds != w.bin_seconds:
+            record("failed", f"registry version {card.version} has bin {card.bin_seconds}s but the config "
+                             f"says {w.bin_seconds}s; not served, retraining")
+            return None
+        state.serving[signal] = Serving(estimator, card)
+        reason = f"restored {card.model}@{card.version} from {self.registry.root}"
+        if skipped:
+            reason += f"; skipped {len(skipped)} newer version(s) that do not load: " + "; ".join(skipped)
+        log.info("%s/%s: %s", w.name, signal, reason)
+        record("restored", reason, card)
+        return card
 
     # --- the loop --------------------------------------------------------------------------
     async def tick(self) -> None:
@@ -146,13 +218,14 @@ class Scheduler:
                 loop.run_in_executor(self.executor, run_job, Job(
                     workload=w, signal=signal, series=s,
                     serving_model=state.serving[signal].card.model if signal in state.serving else None,
-                    started_at=now,
+                    serving_version=state.serving[signal].card.version if signal in state.serving else None,
+                    started_at=now, registry_dir=self.registry.root,
                 ))
                 for signal, s in series.items()
             ]
             results: list[JobResult] = await asyncio.gather(*jobs)
             for result in results:
-                self._apply(state, result)
+                await self._apply(state, result)
             state.last_error = None
             state.retrain_failed = False
             state.last_retrain = now
@@ -165,19 +238,45 @@ class Scheduler:
         finally:
             state.retraining = False
 
-    def _apply(self, state: WorkloadState, result: JobResult) -> None:
+    async def _apply(self, state: WorkloadState, result: JobResult) -> None:
         decision = result.decision
-        if result.card is not None and result.artifact is not None:
-            estimator = load_artifact(result.artifact, result.card)
-            state.serving[decision.signal] = Serving(estimator, result.card)  # the swap
+        if result.card is not None:
+            card = result.card
+            try:
+                # Through the registry, which checks the sha256: serve exactly what was stored.
+                estimator, card = await asyncio.to_thread(
+                    self.registry.load, card.workload, card.signal, card.version)
+            except RegistryError as error:
+                decision = decision.model_copy(update={
+                    "outcome": "failed", "version": None,
+                    "reason": f"{decision.reason}; but stored version {card.version} does not load: {error}",
+                })
+            else:
+                state.serving[decision.signal] = Serving(estimator, card)  # the swap
+                await self._prune(card.workload, card.signal)
         self._record(decision)
+
+    async def _prune(self, workload: str, signal: str) -> None:
+        """Keep `retention.keep_versions` versions; the registry never removes the newest good one,
+        which is the one just swapped in."""
+        keep = self.config.retention.keep_versions
+        try:
+            removed = await asyncio.to_thread(self.registry.prune, workload, signal, keep)
+        except (OSError, RegistryError) as error:  # disk trouble: serving goes on, retry next time
+            log.warning("%s/%s: pruning the registry failed: %s", workload, signal, error)
+        else:
+            if removed:
+                log.info("%s/%s: pruned %d old version(s), keeping %d", workload, signal, len(removed), keep)
 
     def _record(self, decision: RetrainDecision) -> None:
         self.decisions.append(decision)
         if self.on_decision is not None:
             self.on_decision(decision)
         if self.decisions_log is not None:
-            _append_line(self.decisions_log, decision.model_dump_json())
+            try:
+                self.decisions_log.append(decision.model_dump_json())
+            except OSError as error:  # a full disk must not stop serving; the decision stays in memory
+                log.error("cannot append to %s: %s", self.decisions_log.path, error)
 
     async def refresh(self, state: WorkloadState, now: datetime) -> None:
         w = state.settings
@@ -207,22 +306,3 @@ class Scheduler:
             models[signal] = f"{serving.card.model}@{serving.card.version}"
         return CachedForecast(WorkloadForecast(workload=w.name, forecasts=forecasts), now, models)
 
-
-def _append_line(path: Path, line: str) -> None:
-    """Append one JSON line; the file is rewritten atomically so a crash never leaves half a line."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = path.read_text() if path.exists() else ""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(old + line + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def read_decisions(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

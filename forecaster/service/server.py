@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from forecaster.registry import Registry
 from forecaster.service.app import _load_token, create_app
 from forecaster.service.cache import ForecastCache
 from forecaster.service.config import ServiceConfig
+from forecaster.service.decisions import DecisionLog
 from forecaster.service.history import HistorySource, make_source
 from forecaster.service.scheduler import Clock, Scheduler, system_clock
 from forecaster.service.state import ServiceState
@@ -49,15 +51,25 @@ def build_service(
     run_scheduler: bool = True,
     poll_seconds: float = 1.0,
     metrics_registry: CollectorRegistry | None = None,
+    restore: bool = True,
 ) -> Service:
+    """The service, wired. With `restore` (the default) the registry's latest good model of every
+    signal serves from the first tick, and the decisions log's recent entries are reloaded."""
     history = history or make_source(config)
     executor = executor or make_executor(config.workers)
     cache = ForecastCache()
     scheduler = Scheduler(
         config, history, cache, executor=executor, clock=clock,
-        decisions_log=config.registry_dir / "decisions.jsonl",
+        # The system clock, not `clock`: the parent only reads and cleans the registry, and
+        # cleanup_temp compares against file mtimes, which are wall-clock time (workers stamp
+        # versions with the retrain's start from `clock`).
+        registry=Registry(config.registry_dir),
+        decisions_log=DecisionLog(config.registry_dir / "decisions.jsonl",
+                                  max_lines=config.retention.decisions_max_lines,
+                                  max_bytes=config.retention.decisions_max_bytes),
     )
     state = ServiceState(config, scheduler, clock)
+    token = _load_token(config.auth.bearer_token_file)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -71,8 +83,11 @@ def build_service(
                 await task
             await scheduler.wait_idle()
 
-    token = _load_token(config.auth.bearer_token_file)
     app = create_app(state, token=token, metrics_registry=metrics_registry, lifespan=lifespan)
+    if restore:
+        # After create_app, which hooks its metrics into the scheduler's decisions: the `restored`
+        # decisions are counted too.
+        scheduler.restore()
     return Service(config, state, app, executor)
 
 

@@ -95,7 +95,10 @@ def test_cards_and_decisions_record_the_choice(client):
     cards = client.get("/v1/workloads/m-small/cards").json()
     assert set(cards) == {"requests", "output_tokens"}
     card = cards["requests"]
-    assert card["objective"].startswith("pinball[0.9]@") and len(card["sha256"]) == 64
+    # The registry's ModelCard: the selection records the objective and the replacement decision.
+    assert card["selection"]["objective"].startswith("pinball[0.9]@") and len(card["artifact_sha256"]) == 64
+    assert card["selection"]["selected"] == card["model"] and card["selection"]["outcome"] == "accepted"
+    assert card["selection"]["replaces"] is None and card["backtest"]["objective_scores"]
     decisions = client.get("/v1/workloads/m-small/decisions").json()
     assert {d["signal"] for d in decisions} == {"requests", "output_tokens"}
     assert all(d["outcome"] == "accepted" for d in decisions[:2])
@@ -133,6 +136,10 @@ def test_openapi_documents_the_routes(client):
     assert "/v1/workloads/{name}/forecast" in spec["paths"]
     assert "/apis/external.metrics.k8s.io/v1beta1/namespaces/{namespace}/{metric}" in spec["paths"]
     assert client.get("/docs").status_code == 200
+    # /cards answers registry ModelCards, documented field by field (not as an opaque object).
+    cards = spec["paths"]["/v1/workloads/{name}/cards"]["get"]["responses"]["200"]["content"]
+    assert cards["application/json"]["schema"]["additionalProperties"] == {"$ref": "#/components/schemas/ModelCard"}
+    assert {"version", "artifact_sha256", "selection", "backtest"} <= set(spec["components"]["schemas"]["ModelCard"]["properties"])
 
 
 def test_before_the_first_model_forecasts_are_503_with_retry_after(untrained):

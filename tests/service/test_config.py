@@ -48,6 +48,9 @@ def _with(tmp: Path, path: str, value) -> dict:
         pytest.param("history", {"source": "prometheus"}, "no prometheus section", id="prometheus-missing"),
         pytest.param("bind", {"port": 8080, "grpc_port": 8080}, "grpc_port (8080) must differ from port (8080)", id="ports"),
         pytest.param("workloads", [], "at least one workload", id="no-workloads"),
+        pytest.param("retention", {"keep_versions": 0}, "retention.keep_versions: Input should be greater than or equal to 1", id="keep-zero"),
+        pytest.param("retention", {"decisions_max_bytes": 100}, "retention.decisions_max_bytes: Input should be greater than or equal to 4096", id="log-too-small"),
+        pytest.param("retention", {"keep": 3}, "retention.keep: Extra inputs are not permitted", id="retention-unknown"),
     ],
 )
 def test_invalid_configs_name_the_field(tmp_path, path, value, message):

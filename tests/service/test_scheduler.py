@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecaster.registry import Registry
 from forecaster.service.history import TraceReplaySource
 from forecaster.service.retrain import Job, run_job
 from forecaster.service.scheduler import read_decisions
@@ -44,25 +45,33 @@ def daily_wave(days: int = 10, noise: float = 0.0) -> pd.Series:
 def test_replacement_only_when_not_worse(tmp_path, model, serving, outcome, serving_after):
     workload = make_config(tmp_path, model=model).workloads[0]
     now = datetime(2025, 1, 11, tzinfo=timezone.utc)
-    result = run_job(Job(workload, "requests", daily_wave(noise=2.0), serving, now))
+    result = run_job(Job(workload, "requests", daily_wave(noise=2.0), serving, now, tmp_path / "models"))
     decision = result.decision
     assert decision.outcome == outcome, decision.reason
     if serving is not None:
         assert decision.serving_score is not None and decision.candidate_score is not None
         # Both scored on the same backtest: the rule is the comparison of these two numbers.
         assert (decision.candidate_score <= decision.serving_score) == (outcome == "accepted")
+    registry = Registry(tmp_path / "models")
     if outcome == "kept":
-        assert result.card is None and result.artifact is None
+        # Only an accepted model reaches the registry.
+        assert result.card is None and decision.version is None and registry.list() == []
     else:
-        assert result.card.model == serving_after and result.card.objective == decision.objective
+        card = result.card
+        assert card.model == serving_after and card.selection.objective == decision.objective
+        assert card.selection.outcome == outcome and card.selection.replaces == serving
+        assert decision.version == card.version and registry.verify("m-small", "requests", card.version) == card
+        assert card.training_window.end == daily_wave().index[-1].to_pydatetime()
 
 
 def test_too_little_history_serves_a_baseline_knowingly(tmp_path):
     workload = make_config(tmp_path).workloads[0]
     short = daily_wave(days=10).iloc[:3]  # fewer bins than any backtest needs
-    result = run_job(Job(workload, "requests", short, None, datetime(2025, 1, 2, tzinfo=timezone.utc)))
+    result = run_job(Job(workload, "requests", short, None, datetime(2025, 1, 2, tzinfo=timezone.utc),
+                         tmp_path / "models"))
     assert result.decision.outcome == "baseline"
-    assert result.card is not None and result.card.is_baseline
+    assert result.card is not None and result.card.selection.is_baseline
+    assert "backtest failed" in result.card.backtest["problem"]
 
 
 class GatedExecutor(Executor):
