@@ -34,6 +34,9 @@ def register(app: typer.Typer) -> None:
         prometheus_url: Optional[str] = typer.Option(None, help="Prometheus with the vLLM metrics"),
         forecaster_url: Optional[str] = typer.Option(None, help="the forecaster service, e.g. https://prescaler-forecaster.prescaler.svc"),
         forecaster_ca: Optional[Path] = typer.Option(None, help="CA bundle for the forecaster's serving certificate"),
+        forecaster_config: Optional[Path] = typer.Option(
+            None, help="single-binary mode: run the forecaster in this process from this service config "
+                       "(configs/forecaster.yaml) instead of calling --forecaster-url"),
         metrics_port: int = typer.Option(8080, help="port of /metrics, /healthz, /readyz (0: do not serve)"),
         tick: float = typer.Option(1.0, min=0.05, help="seconds between loop ticks"),
         request_timeout: float = typer.Option(5.0, min=0.1, help="seconds before an API request times out"),
@@ -41,7 +44,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Watch PredictiveAutoscalers and scale their targets one lead time ahead of the forecast."""
         from controller.clock import system_clock
-        from controller.forecast_client import HttpForecastClient
+        from controller.forecast_client import HttpForecastClient, InProcessForecasts
         from controller.kube import KubeClient, api_client_for
         from controller.leader import LeaseElector
         from controller.live_metrics import PrometheusLiveMetrics
@@ -54,13 +57,18 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"{kubeconfig} does not exist", param_hint="--kubeconfig")
         if forecaster_ca is not None and not forecaster_ca.is_file():
             raise typer.BadParameter(f"{forecaster_ca} does not exist", param_hint="--forecaster-ca")
+        if forecaster_config is not None and forecaster_url:
+            raise typer.BadParameter("give --forecaster-url or --forecaster-config, not both",
+                                     param_hint="--forecaster-config")
+        if forecaster_config is not None and not forecaster_config.is_file():
+            raise typer.BadParameter(f"{forecaster_config} does not exist", param_hint="--forecaster-config")
         me = identity or os.environ.get("POD_NAME") or socket.gethostname()
         kube = KubeClient(api_client_for(kubeconfig=str(kubeconfig) if kubeconfig else None), timeout=request_timeout)
         clients = Clients(
             kube=kube,
             metrics=PrometheusLiveMetrics(prometheus_url) if prometheus_url else None,
             forecasts=HttpForecastClient(forecaster_url, verify=str(forecaster_ca) if forecaster_ca else True)
-            if forecaster_url else None,
+            if forecaster_url else InProcessForecasts(str(forecaster_config)) if forecaster_config else None,
         )
         metrics = ControllerMetrics()
         reconciler = Reconciler(clients, metrics=metrics, identity=me, dry_run=dry_run)

@@ -1,0 +1,59 @@
+"""Single-binary mode: the forecaster's scheduler and cache in the controller's process."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+import yaml
+
+from controller.errors import ForecastUnavailable
+from controller.forecast_client import InProcessForecasts
+from forecaster.service.inprocess import InProcessForecaster, InProcessUnavailable
+
+from tests.service.conftest import FakeClock, config_dict, make_config
+
+
+def _wait_ready(forecaster: InProcessForecaster, seconds: float = 90.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not forecaster.state.ready():
+        assert time.monotonic() < deadline, "no model within the time limit"
+        time.sleep(0.05)
+
+
+def test_serves_the_cached_forecast_from_now_once_trained(tmp_path) -> None:
+    clock = FakeClock()
+    forecaster = InProcessForecaster(make_config(tmp_path), clock=clock, executor=ThreadPoolExecutor(2),
+                                     poll_seconds=0.05)
+    with pytest.raises(InProcessUnavailable, match="m-small"):
+        forecaster.get("m-small", horizon_seconds=3600, quantiles=[0.9])
+    forecaster.start()
+    try:
+        _wait_ready(forecaster)
+        got = forecaster.get("m-small", horizon_seconds=3600, quantiles=[0.5, 0.9])
+        assert set(got.forecasts) == {"requests", "output_tokens"}
+        for forecast in got.forecasts.values():
+            first = forecast.points[0].timestamp
+            # The bin holding `now` comes first, and the hour ahead is covered.
+            assert first <= clock.now < first + timedelta(seconds=forecast.step_seconds)
+            assert forecast.points[-1].timestamp >= clock.now + timedelta(minutes=50)
+            assert all(set(p.quantiles) == {"0.5", "0.9"} for p in forecast.points)
+        with pytest.raises(InProcessUnavailable, match="not served"):
+            forecaster.get("m-small", horizon_seconds=3600, quantiles=[0.42])
+        with pytest.raises(InProcessUnavailable, match="nope"):
+            forecaster.get("nope", horizon_seconds=3600, quantiles=[0.9])
+    finally:
+        forecaster.close()
+
+
+def test_controller_adapter_maps_errors_to_forecast_unavailable(tmp_path) -> None:
+    path = tmp_path / "forecaster.yaml"
+    path.write_text(yaml.safe_dump(config_dict(tmp_path)))
+    provider = InProcessForecasts(str(path), executor=ThreadPoolExecutor(1), poll_seconds=0.05)
+    try:
+        with pytest.raises(ForecastUnavailable, match="unknown-workload"):
+            provider.get("unknown-workload", horizon_seconds=600, quantiles=[0.9])
+    finally:
+        provider.close()
