@@ -35,14 +35,41 @@ def conformal_level(q: float, n: int) -> float:
     return max(0.0, math.floor((n + 1) * q) / n)
 
 
-def error_quantiles(errors: np.ndarray, quantiles: Sequence[float]) -> np.ndarray:
-    """Quantiles of one array of errors (NaN ignored); zeros when there is none."""
+def error_quantiles(
+    errors: np.ndarray, quantiles: Sequence[float], weights: np.ndarray | None = None
+) -> np.ndarray:
+    """Quantiles of one array of errors (NaN ignored); zeros when there is none.
+
+    With `weights` the quantiles are of the weighted empirical distribution (weighted conformal,
+    Barber et al. 2023, "Conformal prediction beyond exchangeability"): recent errors can count
+    more when traffic drifts. The finite-sample correction then uses Kish's effective sample size
+    (sum w)^2 / sum w^2, the n a weighted sample is worth.
+    """
     errors = np.asarray(errors, dtype="float64")
-    errors = errors[np.isfinite(errors)]
+    finite = np.isfinite(errors)
+    if weights is None:
+        errors = errors[finite]
+        if errors.size == 0:
+            return np.zeros(len(quantiles))
+        levels = [conformal_level(q, errors.size) for q in quantiles]
+        return np.quantile(errors, levels)
+    weights = np.asarray(weights, dtype="float64")
+    if weights.shape != errors.shape:
+        raise ValueError(f"weights shape {weights.shape} differs from errors shape {errors.shape}")
+    keep = finite & np.isfinite(weights) & (weights > 0)
+    errors, weights = errors[keep], weights[keep]
     if errors.size == 0:
         return np.zeros(len(quantiles))
-    levels = [conformal_level(q, errors.size) for q in quantiles]
-    return np.quantile(errors, levels)
+    n_eff = float(weights.sum() ** 2 / np.square(weights).sum())
+    order = np.argsort(errors, kind="stable")
+    errors, weights = errors[order], weights[order]
+    # Midpoint plotting positions of the weighted sample (equal weights give the Hazen quantile).
+    cumulative = (np.cumsum(weights) - 0.5 * weights) / weights.sum()
+    levels = []
+    for q in quantiles:
+        level = q + (q - 0.5) / max(n_eff, 1.0)  # the ~1/n conformal widening, away from the median
+        levels.append(min(1.0, max(0.0, level)))
+    return np.interp(levels, cumulative, errors)
 
 
 class LeadErrors:
@@ -53,27 +80,49 @@ class LeadErrors:
     the least-surprising extrapolation and keeps intervals widening rather than freezing.
     """
 
-    def __init__(self, errors_by_lead: Sequence[np.ndarray]):
-        cleaned = []
-        for errors in errors_by_lead:
+    def __init__(
+        self,
+        errors_by_lead: Sequence[np.ndarray],
+        weights_by_lead: Sequence[np.ndarray] | None = None,
+    ):
+        if weights_by_lead is not None and len(weights_by_lead) != len(errors_by_lead):
+            raise ValueError(
+                f"weights_by_lead has {len(weights_by_lead)} leads, errors_by_lead {len(errors_by_lead)}"
+            )
+        cleaned, cleaned_weights = [], []
+        for i, errors in enumerate(errors_by_lead):
             errors = np.asarray(errors, dtype="float64")
-            cleaned.append(errors[np.isfinite(errors)])
+            keep = np.isfinite(errors)
+            cleaned.append(errors[keep])
+            if weights_by_lead is not None:
+                weights = np.asarray(weights_by_lead[i], dtype="float64")
+                if weights.shape != errors.shape:
+                    raise ValueError(
+                        f"lead {i + 1}: {weights.size} weights for {errors.size} errors"
+                    )
+                cleaned_weights.append(weights[keep])
         self.errors_by_lead = cleaned
+        # None: every error counts the same (plain split conformal).
+        self.weights_by_lead = cleaned_weights if weights_by_lead is not None else None
         self._cache: dict[tuple[int, tuple[float, ...]], np.ndarray] = {}
 
     @property
     def max_lead(self) -> int:
         return len(self.errors_by_lead)
 
-    def _pooled(self, lead_index: int) -> np.ndarray:
-        """This lead's errors, plus its neighbours' while there are too few (thin leads are noisy)."""
+    def _pooled(self, lead_index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """This lead's errors (and weights), plus its neighbours' while there are too few (thin
+        leads are noisy)."""
         errors = self.errors_by_lead[lead_index]
+        weights = None if self.weights_by_lead is None else self.weights_by_lead[lead_index]
         radius = 0
         while errors.size < MIN_ERRORS_PER_LEAD and radius < self.max_lead:
             radius += 1
             lo, hi = max(0, lead_index - radius), min(self.max_lead, lead_index + radius + 1)
             errors = np.concatenate(self.errors_by_lead[lo:hi])
-        return errors
+            if self.weights_by_lead is not None:
+                weights = np.concatenate(self.weights_by_lead[lo:hi])
+        return errors, weights
 
     def offsets(self, horizon: int, quantiles: Sequence[float]) -> np.ndarray:
         """(horizon, len(quantiles)) offsets to add to the point forecast (or to multiply the level)."""
@@ -84,7 +133,10 @@ class LeadErrors:
         if self.max_lead == 0:
             return out
         last = self.max_lead
-        per_lead = [error_quantiles(self._pooled(i), quantiles) for i in range(min(horizon, last))]
+        per_lead = []
+        for i in range(min(horizon, last)):
+            errors, weights = self._pooled(i)
+            per_lead.append(error_quantiles(errors, quantiles, weights))
         for h in range(1, horizon + 1):
             if h <= last:
                 out[h - 1] = per_lead[h - 1]
@@ -95,10 +147,12 @@ class LeadErrors:
 
     def __getstate__(self) -> dict:
         # The cache is derived data: leave it out so artifacts stay small and deterministic.
-        return {"errors_by_lead": self.errors_by_lead}
+        return {"errors_by_lead": self.errors_by_lead, "weights_by_lead": self.weights_by_lead}
 
     def __setstate__(self, state: dict) -> None:
         self.errors_by_lead = state["errors_by_lead"]
+        # Artifacts saved before weights existed hold none: equal weights, as they were fitted.
+        self.weights_by_lead = state.get("weights_by_lead")
         self._cache = {}
 
 
