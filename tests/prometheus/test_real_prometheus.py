@@ -179,7 +179,14 @@ def test_bad_promql_carries_prometheus_text(prometheus_server, cfg):
 def test_unaggregated_query_is_refused_with_the_series(prometheus_server, cfg):
     with pytest.raises(PrometheusQueryError, match="aggregate it to one"):
         load_history(cfg, model_name="m-small", start="2025-01-05T16:00Z", end="2025-01-05T17:00Z",
-                     signals=["requests"], queries={"requests": 'rate(vllm:request_success_total{model_name=~"m-.*"}[1m])'})
+                     signals=["requests"], queries={"requests": TWO_SERIES})
+
+
+# Two series from the shipped trace alone (a user's clone has no second model to match).
+TWO_SERIES = (
+    'label_replace(rate(vllm:request_success_total{model_name="m-small"}[1m]), "copy", "a", "", "")'
+    ' or label_replace(rate(vllm:request_success_total{model_name="m-small"}[1m]), "copy", "b", "", "")'
+)
 
 
 @pytest.mark.parametrize(

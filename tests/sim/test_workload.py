@@ -75,10 +75,20 @@ def test_replay_window_is_validated() -> None:
         build_workload(frame, SimConfig(), peak_replicas=0)
 
 
+def test_embedded_shape_equals_the_one_computed_from_the_raw_trace(tmp_path: Path) -> None:
+    # Without the shared traces the replay falls back to the embedded shape: it must be the same.
+    embedded = length_distribution("trace", raw_dir=tmp_path)
+    assert np.mean(embedded.prompt_shape) == pytest.approx(1.0, abs=1e-4)
+    raw = Path(__file__).resolve().parents[3] / "shared/traces/raw"
+    if raw.exists():
+        computed = length_distribution("azure-conv", raw_dir=raw)
+        assert embedded.prompt_shape == pytest.approx(computed.prompt_shape, abs=1e-4)
+
+
 def test_token_sources() -> None:
     trace = length_distribution("trace")
     assert len(trace.prompt_shape) == len(AZURE_CONV_SHAPE)
-    assert np.mean(trace.prompt_shape) == pytest.approx(1.0)
+    assert np.mean(trace.prompt_shape) == pytest.approx(1.0, abs=1e-4)
     with pytest.raises(ValueError, match="choose one of"):
         length_distribution("sharegpt")
     frame = daily_frame(2)[["requests"]]
