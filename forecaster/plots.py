@@ -6,8 +6,6 @@ matplotlib is imported lazily so importing this module costs nothing where no fi
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -180,15 +178,6 @@ def show(fig: "Figure", dpi: int = 110) -> None:
 
 def save_png(fig: "Figure", path: str | Path, dpi: int = 110) -> Path:
     """Write the figure atomically (temp file then rename) and close it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png.tmp")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=dpi, format="png")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        _pyplot().close(fig)
-    return path
+    from forecaster.atomic import atomic_write_bytes
+
+    return atomic_write_bytes(path, png_bytes(fig, dpi))
