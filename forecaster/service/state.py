@@ -70,10 +70,18 @@ class ServiceState:
         return entry
 
     def ready(self) -> bool:
-        return all(
-            state.ready and self.cache.get(name) is not None
-            for name, state in self.scheduler.workloads.items()
-        )
+        """Every workload has a model for every signal and a cached forecast of every signal.
+
+        The forecast must cover the signals, not merely exist: a refresh that ran while the first
+        retrain was still swapping models in caches a forecast of only some of them.
+        """
+        for name, state in self.scheduler.workloads.items():
+            entry = self.cache.get(name)
+            if not state.ready or entry is None:
+                return False
+            if not set(state.settings.signals) <= set(entry.forecast.forecasts):
+                return False
+        return True
 
     def read_metric(self, name: str, metric: str, now: datetime | None = None) -> MetricReading:
         """The value of `metric` for workload `name` now (UnknownMetric, UnknownWorkload, NotReady)."""

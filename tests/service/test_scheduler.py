@@ -226,3 +226,28 @@ def test_trace_replay_shifts_by_whole_weeks(tmp_path):
     matches = [t for t in sources if t in original.index]
     assert matches and matches[0].day_of_week == first.day_of_week and matches[0].time() == first.time()
     assert original.loc[matches[0], frame.columns].equals(frame.iloc[0])
+
+
+def test_not_ready_while_the_cached_forecast_lacks_a_signal(tmp_path):
+    """A refresh that ran while the first retrain was still swapping models in caches a forecast of
+    only the signals served so far; readiness waits until the cache covers every signal."""
+    from forecaster.contract import WorkloadForecast
+    from forecaster.service.cache import CachedForecast
+
+    clock = FakeClock()
+    service = build_service(make_config(tmp_path), clock=clock, executor=ThreadPoolExecutor(2),
+                            run_scheduler=False)
+
+    async def first() -> None:
+        await service.state.scheduler.tick()
+        await service.state.scheduler.wait_idle()
+        await service.state.scheduler.tick()
+
+    asyncio.run(first())
+    full = service.state.cache.get("m-small")
+    assert service.state.ready() and set(full.forecast.forecasts) == {"requests", "output_tokens"}
+    partial = WorkloadForecast(workload="m-small", forecasts={"requests": full.forecast.forecasts["requests"]})
+    service.state.cache.put("m-small", CachedForecast(partial, full.generated_at, full.models))
+    assert not service.state.ready()
+    service.state.cache.put("m-small", full)
+    assert service.state.ready()
