@@ -89,7 +89,8 @@ def _run(frame, settings, trace_name: str, jobs: int = 1):
 
 def simulate(
     trace: Path = typer.Argument(..., help="a *_1min.csv trace: timestamp, requests[, prompt_tokens, output_tokens]"),
-    policy: str = typer.Option("hpa,prescaler,oracle,static", "--policy", help="comma-separated policies"),
+    policy: str = typer.Option("hpa,prescaler,oracle,static", "--policy", help="comma-separated policies: hpa, prescaler, oracle, static, and hindsight "
+                                     "(prescaler with a perfect forecast: peeks, a reference only)"),
     lead: str = typer.Option("5m", "--lead", help="cold start of a replica (scale request to serving)"),
     peak_replicas: float = typer.Option(40.0, "--peak-replicas", help="replicas the trace's peak needs"),
     max_replicas: Optional[int] = typer.Option(None, "--max-replicas", help="default: 2 x peak replicas"),

@@ -184,9 +184,44 @@ class RollingForecaster:
         )
 
 
+class HindsightForecast:
+    """A fitted-estimator stand-in that "forecasts" the true future rates at every quantile.
+
+    It peeks, on purpose: the `hindsight` reference policy is prescaler's decide() fed a perfect
+    forecast at the forecaster's bin, which separates what forecast error costs from what the
+    policy, the bin and the cold start cost. Never used by the `prescaler` policy.
+    """
+
+    name = "hindsight"
+
+    def __init__(self, truth: pd.Series) -> None:
+        self._truth = truth.ffill().fillna(0.0)  # a gap holds the last rate seen, as a forecast would
+
+    def predict(self, horizon: int, quantiles: Sequence[float], *, history: pd.Series) -> pd.DataFrame:
+        if len(history) == 0:
+            raise ValueError("hindsight needs at least one observed bin to know where now is")
+        step = self._truth.index[1] - self._truth.index[0]
+        index = pd.date_range(history.index[-1] + step, periods=horizon, freq=step)
+        values = self._truth.reindex(index).ffill().fillna(0.0).to_numpy(dtype="float64")
+        columns = {"mean": values, **{quantile_key(q): values for q in quantiles}}
+        return pd.DataFrame(columns, index=index)
+
+
+def hindsight_fit(counts: pd.DataFrame, bin_seconds: int) -> FitFn:
+    """The fit function of the `hindsight` reference: every signal's whole true record at the bin."""
+    truth = {}
+
+    def fit(signal: str, series: pd.Series) -> HindsightForecast:
+        if signal not in truth:
+            truth[signal] = HindsightForecast(rate_series(counts, signal, bin_seconds))
+        return truth[signal]
+
+    return fit
+
+
 def horizon_for(lead_seconds: float, interval_seconds: float, bin_seconds: int) -> float:
     """How far ahead the forecast must reach from its origin (the last complete bin may be a bin old)."""
     return lead_seconds + interval_seconds + 2 * bin_seconds
 
 
-__all__ = ["RollingForecaster", "fit_model", "horizon_for", "rate_series", "FORECAST_SIGNALS"]
+__all__ = ["RollingForecaster", "fit_model", "hindsight_fit", "horizon_for", "rate_series", "FORECAST_SIGNALS"]

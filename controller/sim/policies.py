@@ -28,7 +28,13 @@ from controller.policy import (
 )
 from controller.sim.config import SimConfig
 from controller.sim.engine import MetricsSample
-from controller.sim.forecasting import FORECAST_SIGNALS, RollingForecaster, fit_model, horizon_for
+from controller.sim.forecasting import (
+    FORECAST_SIGNALS,
+    RollingForecaster,
+    fit_model,
+    hindsight_fit,
+    horizon_for,
+)
 from controller.sim.reference import OracleScaler
 from controller.sim.workload import Workload
 
@@ -161,7 +167,7 @@ def prescaler_spec(workload: Workload, config: SimConfig, *, quantile: float, bi
 
 
 def prescaler_scaler(workload: Workload, config: SimConfig, settings, *,
-                     fit: Callable | None = None) -> DecideScaler:
+                     fit: Callable | None = None, name: str = "prescaler") -> DecideScaler:
     """decide() with the forecast: trained on the history before the window, refreshed during it."""
     counts = pd.concat([workload.history, workload.observed])
     forecaster = RollingForecaster(
@@ -174,4 +180,16 @@ def prescaler_scaler(workload: Workload, config: SimConfig, settings, *,
     spec = prescaler_spec(workload, config, quantile=settings.quantile,
                           bin_seconds=settings.forecast_bin_seconds, model=settings.model,
                           interval_seconds=settings.forecast_interval_seconds)
-    return DecideScaler("prescaler", spec, workload, config, forecaster)
+    return DecideScaler(name, spec, workload, config, forecaster)
+
+
+def hindsight_scaler(workload: Workload, config: SimConfig, settings) -> DecideScaler:
+    """The `hindsight` reference: prescaler's spec and decide(), its forecast replaced by the truth.
+
+    What prescaler would do with a perfect forecast at its bin (the forecaster's ceiling): the gap
+    between it and `prescaler` is what forecast error costs; the gap between it and `oracle` is what
+    the bin, the capacity model's headroom and the reactive stage cost.
+    """
+    counts = pd.concat([workload.history, workload.observed])
+    return prescaler_scaler(workload, config, settings, name="hindsight",
+                            fit=hindsight_fit(counts, settings.forecast_bin_seconds))

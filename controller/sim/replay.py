@@ -18,7 +18,9 @@ from controller.sim.results import PolicyOutcome, PolicySeries, series_of, summa
 from controller.sim.tokens import TOKEN_SOURCES
 from controller.sim.workload import Workload, build_workload
 
-POLICIES = ("hpa", "prescaler", "oracle", "static")
+POLICIES = ("hpa", "prescaler", "oracle", "static", "hindsight")
+# What a replay runs unless told: `hindsight` peeks at the future, so it is asked for by name.
+DEFAULT_POLICIES = ("hpa", "prescaler", "oracle", "static")
 
 
 class ReplaySettings(BaseModel):
@@ -26,7 +28,7 @@ class ReplaySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    policies: tuple[str, ...] = POLICIES
+    policies: tuple[str, ...] = DEFAULT_POLICIES
     lead_seconds: float = Field(300.0, ge=0)
     peak_replicas: float = Field(40.0, gt=0)
     max_replicas: int | None = Field(None, ge=1, description="default: twice the peak replicas")
@@ -114,10 +116,12 @@ def make_scaler(name: str, workload: Workload, settings: ReplaySettings, config:
         return StaticScaler()
     if name == "oracle":
         return OracleScaler()
-    from controller.sim.policies import hpa_scaler, prescaler_scaler
+    from controller.sim.policies import hindsight_scaler, hpa_scaler, prescaler_scaler
 
     if name == "hpa":
         return hpa_scaler(workload, config)
+    if name == "hindsight":
+        return hindsight_scaler(workload, config, settings)
     return prescaler_scaler(workload, config, settings, fit=fit)
 
 
@@ -153,8 +157,8 @@ def replay(
     )
     results = {}
     walls = {}
-    # The slowest (prescaler: forecasts) first, so a second worker takes the rest meanwhile.
-    order = sorted(settings.policies, key=lambda p: p != "prescaler")
+    # The slowest (those that forecast) first, so a second worker takes the rest meanwhile.
+    order = sorted(settings.policies, key=lambda p: p not in ("prescaler", "hindsight"))
     _JOB = (workload, settings, config, fit)
     try:
         if jobs > 1 and len(order) > 1:

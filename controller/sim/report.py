@@ -126,7 +126,8 @@ def write_plot(report: ReplayReport, path: Path) -> None:
     axes[0].set_ylabel("requests/s")
     axes[0].set_title(f"{report.trace}: replayed load")
     axes[1].plot(t, report.oracle_needed, lw=0.8, color="grey", label="needed (capacity model)")
-    colours = {"oracle": "tab:green", "hpa": "tab:red", "prescaler": "tab:blue", "static": "tab:purple"}
+    colours = {"oracle": "tab:green", "hpa": "tab:red", "prescaler": "tab:blue", "static": "tab:purple",
+               "hindsight": "tab:cyan"}
     for policy, series in report.series.items():
         axes[1].plot(t, series.requested, lw=0.8, label=f"{policy} requested", color=colours.get(policy))
     axes[1].set_ylabel("replicas")

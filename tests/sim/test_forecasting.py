@@ -71,3 +71,17 @@ def test_refit_interval_must_cover_a_bin() -> None:
     frame = daily_frame(2)
     with pytest.raises(ValueError, match="refit interval"):
         RollingForecaster(frame, fit=fit_model("last_value"), bin_seconds=600, refit_seconds=60)
+
+
+def test_hindsight_forecasts_the_true_future_bins_and_nothing_before_now() -> None:
+    from controller.sim.forecasting import hindsight_fit, rate_series
+
+    frame = daily_frame(2, noise=0.2)
+    truth = rate_series(frame, "prompt_tokens", 600)
+    estimator = hindsight_fit(frame, 600)("prompt_tokens", truth.iloc[:50])
+    out = estimator.predict(4, [0.5, 0.9], history=truth.iloc[:50])
+    assert list(out.index) == list(truth.index[50:54])  # the bins after the last observed one
+    for column in ("mean", "0.5", "0.9"):
+        assert out[column].to_numpy() == pytest.approx(truth.iloc[50:54].to_numpy())
+    with pytest.raises(ValueError, match="observed bin"):
+        estimator.predict(4, [0.9], history=truth.iloc[:0])
