@@ -146,19 +146,6 @@ def hpa_scaler(workload: Workload, config: SimConfig) -> DecideScaler:
                         workload, config)
 
 
-# prescaler's scale-up behavior in a replay (and in configs/examples): at most +50 % or +4 pods a
-# minute instead of Kubernetes's default +100 % or +4 pods every 15 s. With a 5-minute cold start the
-# replicas a queue spike panics the reactive stage into arrive after the spike, so they are paid for
-# and idle; the forecast already starts replicas for the rises it foresees, and +50 % a minute still
-# doubles the fleet within the cold start. Measured on the replay bench's 3-day windows: GPU-hours
-# vs oracle 1.50 -> 1.27 on NASA, 1.31 -> 1.30 on m-small, SLO attainment within 0.3 points.
-PRESCALER_SCALE_UP = {
-    "selectPolicy": "Max",
-    "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60},
-                 {"type": "Pods", "value": 4, "periodSeconds": 60}],
-}
-
-
 def prescaler_spec(workload: Workload, config: SimConfig, *, quantile: float, bin_seconds: int,
                    model: str, interval_seconds: float = 60.0) -> PredictiveAutoscalerSpec:
     replica = config.replica
@@ -173,7 +160,6 @@ def prescaler_spec(workload: Workload, config: SimConfig, *, quantile: float, bi
             "maxAge": f"{bin_seconds + 2 * int(config.sync_seconds)}s",
             "interval": f"{int(interval_seconds)}s",
         },
-        behavior={"scaleUp": PRESCALER_SCALE_UP},
         capacity={"perReplica": {"promptTokensPerSecond": replica.prefill_tps,
                                  "outputTokensPerSecond": replica.decode_tps},
                   "targetUtilization": config.target_utilisation},
