@@ -27,10 +27,15 @@ FitFn = Callable[[str, pd.Series], object]
 
 
 # What `auto` chooses among in a replay, by the forecaster's own backtest (select_and_fit) at every
-# refit on the data up to then: the weekly baseline becomes eligible once 8 days are observed. The
-# statistical models cost seconds per fit and per forecast each, which a week replayed every
-# 10 minutes cannot afford in the demo's 3 minutes; name one with --model to replay it.
-AUTO_MODELS = ("last_value", "seasonal_naive_daily", "seasonal_naive_weekly")
+# refit on the data up to then: the weekly baseline becomes eligible once 8 days are observed.
+# Holt-Winters is the one model that earns its place at a replay's pace (under a second a fit, ~8 ms
+# a forecast from new history): on the replay bench's 3-day windows it took NYC taxi from 99.81% SLO
+# at 1.13x oracle to 100% at 1.10x (the baselines could only pick last value after the blizzard
+# week, so the morning rise came unforeseen) and NASA from 96.2% at 1.50x to 97.5% at 1.43x, for
+# -0.17 points on WorldCup. SARIMAX, MSTL, Prophet and gbm cost seconds to a minute a fit each,
+# which a week replayed with daily refits cannot afford in the demo's 3 minutes; name one with
+# --model to replay it.
+AUTO_MODELS = ("last_value", "seasonal_naive_daily", "seasonal_naive_weekly", "holt_winters")
 # A named model that cannot fit yet (too little history) falls back to these, in order.
 FALLBACKS = ("seasonal_naive_daily", "last_value")
 
