@@ -151,11 +151,23 @@ def apply(spec: PredictiveAutoscalerSpec, current: int, desired: int, recs: tupl
     up_cutoff = now - up_rules.stabilization_window_seconds
     down_cutoff = now - down_rules.stabilization_window_seconds
     up_rec = down_rec = desired
-    for r in recs:
-        if r.at > up_cutoff and r.replicas < up_rec:
-            up_rec = r.replicas
-        if r.at > down_cutoff and r.replicas > down_rec:
-            down_rec = r.replicas
+    if up_cutoff >= down_cutoff:
+        # The usual case (the scale-up window is the shorter one): a sample newer than the scale-up
+        # cutoff is newer than the scale-down cutoff too, so one test selects the samples to look at.
+        for r in recs:
+            at = r.at
+            if at > down_cutoff:
+                n = r.replicas
+                if n > down_rec:
+                    down_rec = n
+                if at > up_cutoff and n < up_rec:
+                    up_rec = n
+    else:
+        for r in recs:
+            if r.at > up_cutoff and r.replicas < up_rec:
+                up_rec = r.replicas
+            if r.at > down_cutoff and r.replicas > down_rec:
+                down_rec = r.replicas
     stabilized = current
     if stabilized < up_rec:
         stabilized = up_rec

@@ -43,17 +43,24 @@ def replicas_for_rates(rates: Mapping[str, float], capacity: CapacitySpec) -> tu
     Only signals with a configured perReplica rate count; an empty mapping gives 0 replicas.
     """
     per = capacity.per_replica
-    combine_sum = capacity.combine == "Sum"
+    per_replica = {signal: r for signal in rates if (r := per.rate(signal)) is not None}
+    return replicas_for_loads(rates, per_replica, capacity.target_utilization, capacity.combine == "Sum")
+
+
+def replicas_for_loads(rates: Mapping[str, float], per_replica: Mapping[str, float], target_utilization: float,
+                       combine_sum: bool) -> tuple[int, str | None, float]:
+    """replicas_for_rates with the capacity spec read already: `per_replica` maps each signal that has
+    a perReplica rate to it (others do not count). The predictive stage derives it once per spec."""
     total = 0.0
     worst = 0.0
     binding: str | None = None
     for signal, rate in rates.items():
-        per_replica = per.rate(signal)
-        if per_replica is None:
+        per = per_replica.get(signal)
+        if per is None:
             continue
-        load = signal_load(rate, per_replica)
+        load = max(rate, 0.0) / per  # signal_load, inlined
         total += load
         if binding is None or load > worst:
             worst, binding = load, signal
     load = total if combine_sum else worst
-    return max(0, math.ceil(load / capacity.target_utilization - _EPS)), binding, load
+    return max(0, math.ceil(load / target_utilization - _EPS)), binding, load

@@ -27,6 +27,7 @@ from functools import lru_cache
 
 from forecaster.contract import Forecast, quantile_key
 from controller.policy import capacity as capacity_model
+from controller.policy.memo import IdentityMemo, TupleMemo
 from controller.policy.spec import CapacitySpec, PredictiveAutoscalerSpec
 from controller.policy.types import (
     MAX_OUTCOMES_PER_SIGNAL,
@@ -63,6 +64,78 @@ def _key(q: float) -> str:
     return quantile_key(q)
 
 
+class _Settings(NamedTuple):
+    """What the stage reads of a spec, derived once per spec object (memo.py)."""
+
+    configured: bool                 # spec.forecast and spec.capacity are both set
+    signals: tuple[str, ...]         # spec.forecast_signals
+    key: str                         # the quantile's key, "0.9"
+    per_replica: dict[str, float]    # forecast signal -> its capacity.perReplica rate
+    per_replica_text: dict[str, str]  # the same rates as the message writes them (:.4g)
+    utilization_text: str            # " at 80% utilization"
+
+
+def _settings(spec: PredictiveAutoscalerSpec) -> _Settings:
+    fc, cap = spec.forecast, spec.capacity
+    if fc is None or cap is None:
+        return _Settings(False, spec.forecast_signals, "", {}, {}, "")
+    signals = spec.forecast_signals
+    # Only the forecast signals reach the capacity model (the rates come from their forecasts).
+    per = {s: r for s in signals if (r := cap.per_replica.rate(s)) is not None}
+    return _Settings(True, signals, _key(fc.quantile), per, {s: f"{r:.4g}" for s, r in per.items()},
+                     f" at {cap.target_utilization:.0%} utilization")
+
+
+_SETTINGS: IdentityMemo[_Settings] = IdentityMemo(_settings)
+
+
+class ForecastView:
+    """A Forecast's numbers as the stage reads them, derived once per Forecast object (memo.py).
+
+    Times are Unix seconds computed exactly as the stage did from the datetimes
+    (`datetime.timestamp()`), so every comparison gives the same result. A quantile's values are
+    read from the points the first time a key is asked for; from the second time on, from a column
+    (a tuple over the points, None where a point lacks the quantile) built then: a forecast seen
+    once costs no more than reading its window, one seen at every sync is indexed once.
+    """
+
+    __slots__ = ("n", "step", "generated", "first", "last_end", "_columns")
+
+    def __init__(self, forecast: Forecast) -> None:
+        points = forecast.points
+        self.n = len(points)
+        self.step = forecast.step_seconds
+        self.generated = forecast.generated_at.timestamp()
+        self.first = points[0].timestamp.timestamp() if points else math.nan
+        self.last_end = points[-1].timestamp.timestamp() + self.step if points else math.nan
+        # key -> None (asked once) or (the column, whether every point has the key)
+        self._columns: dict[str, tuple[tuple[float | None, ...], bool] | None] = {}
+
+    def window(self, forecast: Forecast, key: str, lo: int, hi: int) -> tuple[float, ...] | list[float]:
+        """The quantile `key` of bins lo..hi (0 <= lo <= hi < n). Raises KeyError when one lacks it.
+
+        `forecast` is the Forecast this view was made from (not kept here, so the memo never keeps
+        a forecast's points alive).
+        """
+        columns = self._columns
+        found = columns.get(key)
+        if found is None:
+            if key not in columns:
+                columns[key] = None  # first use: read the window's points only
+                points = forecast.points
+                return [points[i].quantiles[key] for i in range(lo, hi + 1)]
+            values = tuple(p.quantiles.get(key) for p in forecast.points)
+            found = columns[key] = (values, None not in values)
+        values, complete = found
+        window = values[lo:hi + 1]
+        if not complete and None in window:
+            raise KeyError(key)
+        return window
+
+
+_VIEWS: IdentityMemo[ForecastView] = IdentityMemo(ForecastView)
+
+
 def score_matured(pending: tuple[PendingForecast, ...], outcomes: tuple[ForecastOutcome, ...],
                   observed: Mapping[str, float | None], capacity: CapacitySpec, now: float,
                   keep: int = MAX_OUTCOMES_PER_SIGNAL
@@ -74,8 +147,11 @@ def score_matured(pending: tuple[PendingForecast, ...], outcomes: tuple[Forecast
     is dropped unscored rather than compared with a different period. The newest `keep` outcomes of
     each signal are kept (the live error's window).
     """
-    if not pending or now < min(p.target + p.step for p in pending):
-        return pending, outcomes  # nothing has matured: the common case, kept cheap
+    for p in pending:
+        if now >= p.target + p.step:
+            break
+    else:
+        return pending, outcomes  # nothing has matured (or nothing pending): the common case, kept cheap
     still: list[PendingForecast] = []
     new: list[ForecastOutcome] = []
     for p in pending:
@@ -122,16 +198,36 @@ def live_errors(outcomes: tuple[ForecastOutcome, ...], signals: tuple[str, ...],
     return result
 
 
+class _LiveErrorSummary(NamedTuple):
+    errors: dict[str, float]  # live_errors(); copied before it leaves the stage
+    shown: str                # "requests 5%, prompt_tokens 7%", as the ForecastHealthy message lists them
+
+
+def _live_error_summary(outcomes: tuple[ForecastOutcome, ...], signals: tuple[str, ...], samples: int,
+                        min_samples: int) -> _LiveErrorSummary:
+    errors = live_errors(outcomes, signals, samples, min_samples)
+    return _LiveErrorSummary(errors, ", ".join(f"{s} {errors[s]:.0%}" for s in signals if s in errors))
+
+
+# The outcomes tuple is passed on unchanged by every sync where no forecast matures (3 of 4 at a
+# 15 s sync and 1-minute bins), so its live errors are computed once per tuple.
+_LIVE_ERRORS: TupleMemo[_LiveErrorSummary] = TupleMemo(_live_error_summary)
+
+
 def _window_max(forecast: Forecast, key: str, start: float, end: float, first: float | None = None) -> float | None:
     """contract.Forecast.window_max on Unix seconds, with the points' regular spacing used to index.
 
-    None when no bin overlaps. Raises KeyError when the quantile is absent. `first` is the first
-    point's Unix time when the caller has it already.
+    None when no bin overlaps. Raises KeyError when the quantile is absent from a bin in the window.
+    `first` is the first point's Unix time when the caller has it already.
     """
-    points = forecast.points
-    step = forecast.step_seconds
-    if first is None:
-        first = points[0].timestamp.timestamp()
+    view = _VIEWS(forecast)
+    return _view_window_max(forecast, view, key, start, end, view.first if first is None else first)
+
+
+def _view_window_max(forecast: Forecast, view: ForecastView, key: str, start: float, end: float,
+                     first: float) -> float | None:
+    step = view.step
+    n = view.n
     # A bin stamped t overlaps [start, end] when t <= end and t + step > start: the first such bin
     # is floor((start - first) / step), the last floor((end - first) / step); one correction step
     # each guards the float division at exact bin edges.
@@ -140,32 +236,30 @@ def _window_max(forecast: Forecast, key: str, start: float, end: float, first: f
         lo -= 1
     if first + (lo + 1) * step <= start:
         lo += 1
-    hi = min(len(points) - 1, math.floor((end - first) / step))
-    if hi + 1 < len(points) and first + (hi + 1) * step <= end:
+    hi = min(n - 1, math.floor((end - first) / step))
+    if hi + 1 < n and first + (hi + 1) * step <= end:
         hi += 1
     elif hi >= 0 and first + hi * step > end:
         hi -= 1
     if lo > hi:
         return None
-    best = points[lo].quantiles[key]
-    for i in range(lo + 1, hi + 1):
-        value = points[i].quantiles[key]
-        if value > best:
-            best = value
-    return best
+    # max() keeps the first of equal values and, like the comparison loop it replaces
+    # (`if value > best`), never replaces by a NaN, nor replaces a NaN in the first bin.
+    return max(view.window(forecast, key, lo, hi))
 
 
 def recommend(spec: PredictiveAutoscalerSpec, inputs: PredictiveInputs | None,
               pending: tuple[PendingForecast, ...], outcomes: tuple[ForecastOutcome, ...],
               now: float) -> PredictiveResult:
     """The predictive recommendation and the updated live-error bookkeeping."""
-    fc = spec.forecast
-    if fc is None or spec.capacity is None:
+    settings = _SETTINGS(spec)
+    if not settings.configured:
         msg = "spec.forecast is not set"
         return PredictiveResult(StageResult(None, Reason.FORECAST_NOT_CONFIGURED, msg), False,
                                 Reason.FORECAST_NOT_CONFIGURED, msg, {}, pending, outcomes)
+    fc = spec.forecast
     cap = spec.capacity
-    signals = spec.forecast_signals
+    signals = settings.signals
     if inputs is None:
         msg = "no forecast inputs this sync"
         return PredictiveResult(StageResult(None, Reason.FORECAST_MISSING, msg), False, Reason.FORECAST_MISSING,
@@ -176,38 +270,41 @@ def recommend(spec: PredictiveAutoscalerSpec, inputs: PredictiveInputs | None,
         raise PolicyInputError(f"predictive.lead_time_seconds must be a finite number >= 0, got {lead!r}")
 
     pending, outcomes = score_matured(pending, outcomes, inputs.observed_rates, cap, now, fc.live_error_samples)
-    errors = live_errors(outcomes, signals, fc.live_error_samples, fc.live_error_min_samples)
+    summary = _LIVE_ERRORS(outcomes, signals, fc.live_error_samples, fc.live_error_min_samples)
+    errors = dict(summary.errors)
 
-    key = _key(fc.quantile)
+    key = settings.key
     start = now + lead
     end = start + fc.interval_seconds
     rates: dict[str, float] = {}
     problems: list[tuple[str, str]] = []  # (reason, message) per unusable signal
     new_pending = list(pending)
+    forecasts = inputs.forecasts
     for signal in signals:
-        forecast = inputs.forecasts.get(signal)
+        forecast = forecasts.get(signal)
         if forecast is None:
             problems.append((Reason.FORECAST_MISSING, f"no {signal} forecast"))
             continue
         if forecast.signal != signal:
             raise PolicyInputError(f"predictive.forecasts[{signal!r}] holds a forecast of {forecast.signal!r}")
-        if not forecast.points:
+        view = _VIEWS(forecast)  # the forecast's times and columns, derived once per Forecast object
+        if not view.n:
             problems.append((Reason.FORECAST_MISSING, f"the {signal} forecast has no points"))
             continue
-        age = now - forecast.generated_at.timestamp()
+        age = now - view.generated
         if age > fc.max_age_seconds:
             problems.append((Reason.FORECAST_STALE, f"the {signal} forecast is {age:.0f} s old "
                                                      f"(maxAge {fc.max_age_seconds:.0f} s)"))
             continue
-        step = forecast.step_seconds
-        last_end = forecast.points[-1].timestamp.timestamp() + step
+        step = view.step
+        last_end = view.last_end
         if last_end <= end:
             problems.append((Reason.FORECAST_STALE, f"the {signal} forecast ends at {_hhmm(last_end)}, before the "
                                                      f"window [{_hhmm(start)}, {_hhmm(end)}] does"))
             continue
-        first = forecast.points[0].timestamp.timestamp()
+        first = view.first
         try:
-            value = _window_max(forecast, key, start, end, first)
+            value = _view_window_max(forecast, view, key, start, end, first)
         except KeyError:
             problems.append((Reason.FORECAST_MISSING, f"the {signal} forecast has no quantile {key} "
                                                        f"(has {sorted(forecast.points[0].quantiles)})"))
@@ -220,14 +317,12 @@ def recommend(spec: PredictiveAutoscalerSpec, inputs: PredictiveInputs | None,
         # one per signal and bin: none if a remembered bin (of this or an earlier, possibly
         # differently aligned forecast) already covers now + lead.
         index = math.floor((start - first) / step)
-        if 0 <= index < len(forecast.points):
+        if 0 <= index < view.n:
             target = first + index * step
-            covered = False
             for p in new_pending:
                 if p.target <= start < p.target + p.step and p.signal == signal:
-                    covered = True
                     break
-            if not covered:
+            else:
                 mean = forecast.points[index].mean
                 if math.isfinite(mean):
                     new_pending.append(PendingForecast(signal, target, float(step), float(mean)))
@@ -244,7 +339,7 @@ def recommend(spec: PredictiveAutoscalerSpec, inputs: PredictiveInputs | None,
     healthy = not problems
     if healthy:
         health_reason = Reason.FORECAST_HEALTHY
-        shown = ", ".join(f"{s} {errors[s]:.0%}" for s in signals if s in errors)
+        shown = summary.shown
         health_message = f"forecasts fresh; median live error {shown}" if shown else \
             "forecasts fresh; live error not judged yet"
     else:
@@ -254,10 +349,12 @@ def recommend(spec: PredictiveAutoscalerSpec, inputs: PredictiveInputs | None,
         stage = StageResult(None, health_reason, health_message)
         return PredictiveResult(stage, healthy, health_reason, health_message, errors, pending_out, outcomes)
 
-    replicas, binding, load = capacity_model.replicas_for_rates(rates, cap)
-    per = cap.per_replica.rate(binding) if binding else 0.0
+    replicas, binding, load = capacity_model.replicas_for_loads(rates, settings.per_replica, cap.target_utilization,
+                                                                cap.combine == "Sum")
+    # binding is never None here: every forecast signal has a perReplica rate (the spec checks it).
     message = (f"q{key} of {binding} {lead:.0f}-{lead + fc.interval_seconds:.0f} s ahead is {rates[binding]:.4g}/s: "
-               f"{load:.2f} replicas at {per:.4g}/s each, {replicas} at {cap.target_utilization:.0%} utilization")
+               f"{load:.2f} replicas at {settings.per_replica_text[binding]}/s each, {replicas}"
+               f"{settings.utilization_text}")
     if problems:
         message += f" (without {', '.join(m for _, m in problems)})"
     return PredictiveResult(StageResult(replicas, Reason.PREDICTED, message), healthy, health_reason,

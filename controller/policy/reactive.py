@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import NamedTuple
 
+from controller.policy.memo import IdentityMemo
 from controller.policy.spec import DEFAULT_TOLERANCE, MetricSpec, PredictiveAutoscalerSpec
 from controller.policy.types import MetricObservation, PolicyInputError, ReactiveInputs, Reason, StageResult
 
@@ -34,12 +36,20 @@ class Tolerances:
         return self.low <= ratio <= self.high
 
 
-def tolerances_for(spec: PredictiveAutoscalerSpec) -> Tolerances:
-    """behavior.scaleUp/scaleDown.tolerance (Kubernetes 1.33), each falling back to the global 0.1."""
+def _tolerances(spec: PredictiveAutoscalerSpec) -> Tolerances:
     b = spec.behavior
     down = b.scale_down.tolerance if b is not None and b.scale_down.tolerance is not None else DEFAULT_TOLERANCE
     up = b.scale_up.tolerance if b is not None and b.scale_up.tolerance is not None else DEFAULT_TOLERANCE
     return Tolerances(scale_down=down, scale_up=up)
+
+
+def tolerances_for(spec: PredictiveAutoscalerSpec) -> Tolerances:
+    """behavior.scaleUp/scaleDown.tolerance (Kubernetes 1.33), each falling back to the global 0.1.
+
+    The same Tolerances object for the same spec object (derived once, see memo.py); treat it as
+    read-only.
+    """
+    return _PLANS(spec).tolerances
 
 
 _CONDITIONS = frozenset(("Ready", "Unready", "Ignored"))
@@ -63,63 +73,118 @@ def milli(value: float) -> int:
     return math.ceil(value * 1000 - 1e-6)
 
 
+# Metric kinds, as metric_replicas dispatches on them.
+_POD_AVERAGE = 0      # Pods / Resource / ContainerResource with an AverageValue target
+_POD_UTILIZATION = 1  # Resource / ContainerResource with a Utilization target
+_VALUE = 2            # Object / External with a Value target
+_AVERAGE = 3          # Object / External with an AverageValue target
+
+
+class MetricPlan(NamedTuple):
+    """What the calculation needs of one MetricSpec, derived once per spec (see memo.py)."""
+
+    kind: int
+    target_milli: int      # milli(target value or averageValue); 0 for Utilization
+    utilization: int       # target averageUtilization (percent); 0 otherwise
+    metric: MetricSpec     # for its display name, formatted only when a message needs it
+
+
+def metric_plan(metric: MetricSpec) -> MetricPlan:
+    target = metric.target
+    if metric.type in ("Pods", "Resource", "ContainerResource"):
+        if target.type == "Utilization":
+            return MetricPlan(_POD_UTILIZATION, 0, target.average_utilization, metric)
+        return MetricPlan(_POD_AVERAGE, milli(target.average_value), 0, metric)
+    if target.type == "Value":
+        return MetricPlan(_VALUE, milli(target.value), 0, metric)
+    return MetricPlan(_AVERAGE, milli(target.average_value), 0, metric)
+
+
+class _SpecPlan:
+    """The metric plans and tolerances of one spec, and its metrics' display names as messages ask
+    for them (a controller that re-reads its spec every sync formats one name per sync, as before)."""
+
+    __slots__ = ("metrics", "tolerances", "any_pod_metric", "_names")
+
+    def __init__(self, spec: PredictiveAutoscalerSpec) -> None:
+        self.metrics = tuple(metric_plan(m) for m in spec.metrics)
+        self.tolerances = _tolerances(spec)
+        self.any_pod_metric = any(m.kind <= _POD_UTILIZATION for m in self.metrics)
+        self._names: list[str | None] = [None] * len(self.metrics)
+
+    def name(self, index: int) -> str:
+        """metrics[index].metric.display_name, formatted once."""
+        name = self._names[index]
+        if name is None:
+            name = self._names[index] = self.metrics[index].metric.display_name
+        return name
+
+
+_PLANS: IdentityMemo[_SpecPlan] = IdentityMemo(_SpecPlan)
+
+
+def group_pods(pods: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """groupPods: (Ready names, Unready names), each in the mapping's order; Ignored pods drop out."""
+    conditions = list(pods.values())
+    if conditions.count("Ready") == len(conditions):
+        return list(pods), []  # every pod ready: the common case, counted in C
+    ready: list[str] = []
+    unready: list[str] = []
+    for name, condition in pods.items():
+        if condition == "Ready":
+            ready.append(name)
+        elif condition == "Unready":
+            unready.append(name)
+    return ready, unready
+
+
 def _pod_metric_replicas(
     values: Mapping[str, float],
-    pods: Mapping[str, str],
+    ready: list[str],
+    unready: list[str],
     current: int,
-    target: float,
+    target_milli: int,
     tol: Tolerances,
     *,
     requests: Mapping[str, float] | None = None,
-    target_utilization: int | None = None,
+    target_utilization: int = 0,
 ) -> tuple[int, float]:
     """calcPlainMetricReplicas, and GetResourceReplicas when `requests` is given (Utilization).
 
-    Returns (replicas, usage ratio before the missing/unready adjustment). Works on sums and counts
-    (all the HPA's ratios need), so the common case of every pod ready costs one pass.
+    `ready` / `unready`: group_pods of a non-empty pod mapping. Returns (replicas, usage ratio before
+    the missing/unready adjustment). Works on sums and counts (all the HPA's ratios need), so the
+    common case of every ready pod with a sample costs one pass.
     """
-    if not pods:
-        raise MetricInvalid("no pods returned by selector while calculating replica count")
     # groupPods: Ignored pods drop out; Unready pods are set aside; pods without a value are missing.
     usage = 0          # sum of the ready pods' values, milli-units
     counted = 0        # ready pods with a value
     request = 0        # sum of their requests (Utilization), milli-units
-    unready: list[str] = []
     missing: list[str] = []
     get = values.get
     ceil = math.ceil
-    for name, condition in pods.items():
-        if condition == "Ready":
-            value = get(name)
-            if value is None or value != value:  # absent or NaN: no sample for this pod
-                missing.append(name)
-                continue
-            usage += ceil(value * 1000 - 1e-6)  # milli(value), inlined: this loop is the hot path
-            counted += 1
-            if requests is not None:
-                request += _request_milli(requests, name)
-        elif condition == "Unready":
-            unready.append(name)
+    for name in ready:
+        value = get(name)
+        if value is None or value != value:  # absent or NaN: no sample for this pod
+            missing.append(name)
+            continue
+        usage += ceil(value * 1000 - 1e-6)  # milli(value), inlined: this loop is the hot path
+        counted += 1
+        if requests is not None:
+            request += _request_milli(requests, name)
     if not counted:
         raise MetricInvalid("did not receive metrics for targeted pods (pods might be unready)")
 
     if requests is None:
-        target_milli = milli(target)
-
-        def ratio_of(total: int, n: int, _request: int) -> float:
-            # metricsclient.GetMetricUsageRatio: int64 average, then a float ratio.
-            return (total // n) / target_milli
+        # metricsclient.GetMetricUsageRatio: int64 average, then a float ratio.
+        ratio = (usage // counted) / target_milli
     else:
-        def ratio_of(total: int, n: int, total_request: int) -> float:
-            # GetResourceUtilizationRatio: utilization = int32(sum(usage) * 100 / sum(requests)).
-            if total_request <= 0:
-                raise MetricInvalid("no metrics returned matched known pods' requests")
-            return ((total * 100) // total_request) / target_utilization
-
-    ratio = ratio_of(usage, counted, request)
+        # GetResourceUtilizationRatio: utilization = int32(sum(usage) * 100 / sum(requests)).
+        if request <= 0:
+            raise MetricInvalid("no metrics returned matched known pods' requests")
+        ratio = ((usage * 100) // request) / target_utilization
     scale_up_with_unready = bool(unready) and ratio > 1.0
     if not scale_up_with_unready and not missing:
-        if tol.is_within(ratio):
+        if tol.low <= ratio <= tol.high:
             return current, ratio
         return _ceil(ratio * counted), ratio
 
@@ -147,7 +212,12 @@ def _pod_metric_replicas(
         if requests is not None:
             for name in unready:
                 request += _request_milli(requests, name)
-    new_ratio = ratio_of(usage, n, request)
+    if requests is None:
+        new_ratio = (usage // n) / target_milli
+    else:
+        if request <= 0:
+            raise MetricInvalid("no metrics returned matched known pods' requests")
+        new_ratio = ((usage * 100) // request) / target_utilization
     # Re-check: inside the tolerance, or the adjustment flipped the direction -> keep current.
     if tol.is_within(new_ratio) or (ratio < 1.0 < new_ratio) or (ratio > 1.0 > new_ratio):
         return current, ratio
@@ -192,37 +262,44 @@ def _per_pod_replicas(status_replicas: int, usage: int, target_per_pod: int,
     return _ceil(usage / target_per_pod), ratio
 
 
-def metric_replicas(metric: MetricSpec, obs: MetricObservation | None, inputs: ReactiveInputs,
-                    tol: Tolerances) -> tuple[int, float]:
-    """One metric's proposal (horizontal.go computeReplicasForMetric). Raises MetricInvalid."""
+def _planned_replicas(plan: MetricPlan, obs: MetricObservation | None, inputs: ReactiveInputs, tol: Tolerances,
+                      groups: tuple[list[str], list[str]] | None) -> tuple[int, float]:
+    """metric_replicas on a MetricPlan; `groups` is group_pods(inputs.pods) (None: computed here)."""
     if obs is None:
         raise MetricInvalid("no observation")
     if obs.error is not None:
         raise MetricInvalid(obs.error)
-    target = metric.target
     current = inputs.current_replicas
-    kind = metric.type
-    if kind in ("Pods", "Resource", "ContainerResource"):
+    kind = plan.kind
+    if kind <= _POD_UTILIZATION:
         if obs.pod_values is None:
             raise MetricInvalid("no per-pod values")
-        if target.type == "Utilization":
-            if obs.pod_requests is None:
-                raise MetricInvalid("a Utilization target needs the pods' resource requests")
-            return _pod_metric_replicas(obs.pod_values, inputs.pods, current, float(target.average_utilization),
-                                        tol, requests=obs.pod_requests,
-                                        target_utilization=target.average_utilization)
-        return _pod_metric_replicas(obs.pod_values, inputs.pods, current, target.average_value, tol)
+        if kind == _POD_UTILIZATION and obs.pod_requests is None:
+            raise MetricInvalid("a Utilization target needs the pods' resource requests")
+        if not inputs.pods:
+            raise MetricInvalid("no pods returned by selector while calculating replica count")
+        ready, unready = groups if groups is not None else group_pods(inputs.pods)
+        if kind == _POD_UTILIZATION:
+            return _pod_metric_replicas(obs.pod_values, ready, unready, current, 0, tol,
+                                        requests=obs.pod_requests, target_utilization=plan.utilization)
+        return _pod_metric_replicas(obs.pod_values, ready, unready, current, plan.target_milli, tol)
     # Object / External: one value.
     value = obs.value
     if value is None or value != value:
         raise MetricInvalid("no value")
-    if target.type == "Value":
-        ready = sum(1 for c in inputs.pods.values() if c == "Ready")
+    if kind == _VALUE:
+        ready_count = sum(1 for c in inputs.pods.values() if c == "Ready")
         if current != 0 and not inputs.pods:
             raise MetricInvalid("unable to calculate ready pods: no pods returned by selector")
-        return _usage_ratio_replicas(current, milli(value), milli(target.value), ready, tol)
+        return _usage_ratio_replicas(current, milli(value), plan.target_milli, ready_count, tol)
     status = inputs.status_replicas if inputs.status_replicas is not None else current
-    return _per_pod_replicas(status, milli(value), milli(target.average_value), tol)
+    return _per_pod_replicas(status, milli(value), plan.target_milli, tol)
+
+
+def metric_replicas(metric: MetricSpec, obs: MetricObservation | None, inputs: ReactiveInputs,
+                    tol: Tolerances) -> tuple[int, float]:
+    """One metric's proposal (horizontal.go computeReplicasForMetric). Raises MetricInvalid."""
+    return _planned_replicas(metric_plan(metric), obs, inputs, tol, None)
 
 
 def validate_inputs(spec: PredictiveAutoscalerSpec, inputs: ReactiveInputs) -> None:
@@ -253,22 +330,26 @@ def recommend(spec: PredictiveAutoscalerSpec, inputs: ReactiveInputs, tol: Toler
     (InvalidMetricsHold), as the HPA refuses to scale down on partial information.
     """
     current = inputs.current_replicas
+    plan = _PLANS(spec)
+    # The pods grouped once for every Pods/Resource metric (the HPA groups them per metric, the
+    # same way each time).
+    groups = group_pods(inputs.pods) if plan.any_pod_metric else None
     best: int | None = None
-    best_metric = None
+    best_index = -1
     best_ratio = 0.0
     all_within = True
     invalid: list[str] = []
-    for metric, obs in zip(spec.metrics, inputs.metrics):
+    for index, (metric, obs) in enumerate(zip(plan.metrics, inputs.metrics)):
         try:
-            replicas, ratio = metric_replicas(metric, obs, inputs, tol)
+            replicas, ratio = _planned_replicas(metric, obs, inputs, tol, groups)
         except MetricInvalid as err:
-            invalid.append(f"{metric.display_name}: {err}")
+            invalid.append(f"{plan.name(index)}: {err}")
             continue
         if replicas != current:
             all_within = False
         if best is None or replicas > best:
-            best, best_metric, best_ratio = replicas, metric, ratio
-    best_name = best_metric.display_name if best_metric is not None else ""
+            best, best_index, best_ratio = replicas, index, ratio
+    best_name = plan.name(best_index) if best_index >= 0 else ""
     if best is None:
         return StageResult(None, Reason.METRICS_UNAVAILABLE,
                            f"no valid metric ({len(invalid)} of {len(spec.metrics)} invalid): {'; '.join(invalid)}")
