@@ -28,6 +28,7 @@ from .resource import (
     Autoscaler,
     PendingScaleUp,
     PredictiveAutoscalerStatus,
+    SpecCache,
     StatusCondition,
     parse_autoscaler,
     parse_rfc3339,
@@ -114,11 +115,12 @@ class Reconciler:
         self.identity = identity
         self.dry_run = dry_run
         self._monotonic = monotonic
+        self._specs = SpecCache()  # parsed once per spec, not at every sync
 
     # ---- the sync ----------------------------------------------------------------------------
     def reconcile_one(self, obj: Mapping[str, Any], now: datetime, cycle: Cycle | None = None) -> Outcome:
         started = self._monotonic()
-        pa = parse_autoscaler(dict(obj))
+        pa = parse_autoscaler(dict(obj), self._specs)
         try:
             return self._reconcile(pa, now, cycle or Cycle())
         except KubeError as err:

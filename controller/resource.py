@@ -8,6 +8,7 @@ object from the API server into one `Autoscaler`, with a bad spec turned into an
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
@@ -112,21 +113,62 @@ def format_validation_error(err: ValidationError, prefix: str = "spec") -> str:
     return "; ".join(parts)
 
 
-def parse_autoscaler(obj: dict[str, Any]) -> Autoscaler:
-    """A raw object from the API server -> Autoscaler. Never raises for a bad spec or status."""
+class SpecCache:
+    """The last parsed spec of each autoscaler (by uid), reused while its raw spec is unchanged.
+
+    Validating a spec costs far more than a sync's decision, and decide() derives its per-spec data
+    once per spec object (controller.policy.memo), so parsing the same spec anew at every sync would
+    pay both every 15 s. An entry is reused only when the raw spec equals the one it was parsed from
+    (dict equality, not metadata.generation, which not every writer bumps), so an edit is seen at
+    the next sync. Bounded: emptied at `maxsize` entries, and refilled by the next syncs.
+    """
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        if maxsize < 1:
+            raise ValueError(f"maxsize must be >= 1, got {maxsize}")
+        self._maxsize = maxsize
+        self._entries: dict[str, tuple[dict[str, Any], Any, str | None]] = {}
+
+    def parse(self, uid: str, raw_spec: dict[str, Any]) -> tuple[Any, str | None]:
+        """(spec, None) or (None, the error naming the field), as parse_autoscaler reports them."""
+        entry = self._entries.get(uid) if uid else None
+        if entry is not None and entry[0] == raw_spec:
+            return entry[1], entry[2]
+        spec, error = _parse_spec(raw_spec)
+        if uid:
+            if len(self._entries) >= self._maxsize:
+                self._entries.clear()
+            self._entries[uid] = (copy.deepcopy(raw_spec), spec, error)  # a copy: callers may mutate theirs
+        return spec, error
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def _parse_spec(raw_spec: dict[str, Any]) -> tuple[Any, str | None]:
     from controller.policy.spec import PredictiveAutoscalerSpec  # the policy package, used unchanged
 
+    try:
+        return PredictiveAutoscalerSpec.model_validate(raw_spec), None
+    except ValidationError as err:
+        return None, format_validation_error(err)
+
+
+def parse_autoscaler(obj: dict[str, Any], specs: SpecCache | None = None) -> Autoscaler:
+    """A raw object from the API server -> Autoscaler. Never raises for a bad spec or status.
+
+    With `specs`, an unchanged spec is not validated again (SpecCache).
+    """
     meta = obj.get("metadata") or {}
     raw_spec = obj.get("spec")
     spec, spec_error = None, None
     if not isinstance(raw_spec, dict):
         spec_error = "spec: must be an object"
         raw_spec = {}
+    elif specs is not None:
+        spec, spec_error = specs.parse(str(meta.get("uid") or ""), raw_spec)
     else:
-        try:
-            spec = PredictiveAutoscalerSpec.model_validate(raw_spec)
-        except ValidationError as err:
-            spec_error = format_validation_error(err)
+        spec, spec_error = _parse_spec(raw_spec)
     status_error = None
     try:
         status = PredictiveAutoscalerStatus.model_validate(obj.get("status") or {})
