@@ -25,7 +25,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -42,6 +41,7 @@ from controller.policy import (  # noqa: E402
     ReactiveInputs,
     decide,
 )
+from forecaster.atomic import atomic_write_text  # noqa: E402
 from forecaster.contract import Forecast, ForecastPoint  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -159,11 +159,6 @@ def measure(with_forecast: bool, batches: int = 2000, per_batch: int = 2, cold: 
     }
 
 
-def _write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def reference_us(batches: int = 3000) -> float:
@@ -192,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict:
         "reference_sum_range_100_us": reference_us(),
         "results": rows,
     }
-    _write(RESULTS / "decide_speed.json", json.dumps(report, indent=2) + "\n")
+    atomic_write_text(RESULTS / "decide_speed.json", json.dumps(report, indent=2) + "\n")
     lines = [
         "# decide() speed",
         "",
@@ -212,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict:
               "spec object is new at every call too (as if the spec were parsed anew at every sync; the "
               "controller keeps parsed specs), "
               "so the per-spec memos are rebuilt each time: the worst case."]
-    _write(RESULTS / "decide_speed.md", "\n".join(lines) + "\n")
+    atomic_write_text(RESULTS / "decide_speed.md", "\n".join(lines) + "\n")
     return report
 
 

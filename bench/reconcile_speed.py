@@ -18,12 +18,16 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from forecaster.atomic import atomic_write_text  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 TARGET_CPU_SECONDS = 5.0
 
@@ -117,12 +121,6 @@ def run(n: int) -> dict:
     }
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -130,8 +128,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--n", type=int, default=1000)
     args = parser.parse_args(argv)
     result = run(args.n)
-    _write(RESULTS / "reconcile_speed.json", json.dumps(result, indent=2) + "\n")
-    _write(RESULTS / "reconcile_speed.md", (
+    atomic_write_text(RESULTS / "reconcile_speed.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(RESULTS / "reconcile_speed.md", (
         "# Reconcile speed\n\n"
         "One cycle over N PredictiveAutoscalers against the fake API server (in a subprocess, its CPU not\n"
         "counted); live metrics and forecasts in-process. CPU is the controller process's time.\n\n"

@@ -91,6 +91,23 @@ def test_committed_crd_equals_the_generated_one() -> None:
     assert CRD_PATH.read_text() == render_crd(), "configs/crd is stale: run `python -m controller.crd`"
 
 
+def test_regenerating_the_crd_gives_a_file_everyone_can_read(tmp_path) -> None:
+    import os
+    import stat
+
+    from controller.crd import main
+
+    target = tmp_path / "crd.yaml"
+    old_umask = os.umask(0o022)
+    try:
+        assert main([str(target)]) == 0
+    finally:
+        os.umask(old_umask)
+    assert target.read_text() == render_crd()
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644  # what open() gives, not mkstemp's 0600
+    assert [p.name for p in tmp_path.iterdir()] == ["crd.yaml"]  # no temp file left
+
+
 def test_crd_shape() -> None:
     crd = build_crd()
     spec = crd["spec"]
