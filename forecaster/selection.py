@@ -10,6 +10,10 @@ Objectives, all lower-is-better and averaged over the horizons:
   mase, smape            the point forecast's error
   pinball                the pinball loss averaged over every backtested quantile
   pinball@Q              the pinball loss at quantile Q (for example pinball@0.9)
+
+The ensemble (the quantile average of the best k models, forecaster.estimators.ensemble) is one more
+non-baseline candidate: it is selected only when it scores better than every single model and
+beats the best baseline, and its members are recorded either way.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ class SelectionRecord:
     best_model: str | None  # the best model that is not a baseline
     scores: dict[str, float]  # model -> objective, averaged over the horizons
     reason: str
+    # The ensemble candidate's members, best first, when one was scored (selected or not).
+    ensemble_members: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,9 +108,11 @@ def select_from_scores(
     *,
     min_improvement: float = 0.0,
     unscored: Mapping[str, str] | None = None,
+    ensembles: Mapping[str, tuple[str, ...]] | None = None,
 ) -> SelectionRecord:
     """Select from a scores table. `min_improvement` is the fraction by which a model must beat
-    the best baseline (0.0: any strict improvement). `unscored` maps skipped models to why."""
+    the best baseline (0.0: any strict improvement). `unscored` maps skipped models to why.
+    `ensembles` maps an ensemble candidate's name to its members, for the record and the reason."""
     if not 0.0 <= min_improvement < 1.0:
         raise ValueError(f"min_improvement must be in [0, 1), got {min_improvement}")
     scores = objective_scores(table, objective)
@@ -123,8 +131,9 @@ def select_from_scores(
         gain = (b - m) / b if b > 0 else (math.inf if m < b else 0.0)
         if m < b and gain > min_improvement:
             selected = model
+            what = f"{model} ({' + '.join(ensembles[model])})" if ensembles and model in ensembles else model
             reason = (
-                f"{model} beats the best baseline {baseline} on {objective}: "
+                f"{what} beats the best baseline {baseline} on {objective}: "
                 f"{m:.4g} vs {b:.4g} ({gain:.1%} lower)"
             )
         else:
@@ -134,9 +143,15 @@ def select_from_scores(
                 f"the best model {model} ({m:.4g}) does not beat the best baseline {baseline} "
                 f"({b:.4g}) on {objective}{needed}: keeping the baseline"
             )
+    members = None
+    if ensembles:
+        # The selected ensemble's members; otherwise the first scored ensemble's, for the record.
+        chosen = selected if selected in ensembles else next(
+            (n for n in ensembles if math.isfinite(scores.get(n, math.nan))), None)
+        members = tuple(ensembles[chosen]) if chosen is not None else None
     return SelectionRecord(
         objective=objective, selected=selected, best_baseline=baseline, best_model=model,
-        scores=scores, reason=reason,
+        scores=scores, reason=reason, ensemble_members=members,
     )
 
 
@@ -146,6 +161,8 @@ def select(
     """Select from a backtest: baselines are the models whose estimator says `is_baseline`."""
     baselines = {name for name, run in result.runs.items() if run.is_baseline}
     unscored = {name: run.reason or run.status for name, run in result.runs.items() if run.status != "ok"}
+    ensembles = {name: run.members for name, run in result.runs.items() if run.members and run.status == "ok"}
     return select_from_scores(
         result.scores_table(), baselines, objective, min_improvement=min_improvement, unscored=unscored,
+        ensembles=ensembles,
     )

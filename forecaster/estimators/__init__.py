@@ -21,6 +21,9 @@ ESTIMATORS: dict[str, str] = {
     "sarimax_fourier": "forecaster.estimators.statsmodels_models:SarimaxFourier",
     "prophet": "forecaster.estimators.prophet_model:ProphetForecaster",
     "gbm": "forecaster.estimators.gbm:GBMForecaster",
+    # The quantile average of the backtest's best k models: scored from their forecasts there,
+    # selected like any model (forecaster.estimators.ensemble).
+    "ensemble": "forecaster.estimators.ensemble:QuantileAverage",
 }
 
 BASELINES: tuple[str, ...] = ("last_value", "seasonal_naive_daily", "seasonal_naive_weekly")

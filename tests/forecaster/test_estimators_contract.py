@@ -27,6 +27,8 @@ FAST: dict[str, dict] = {
     "sarimax_fourier": {"max_fit_bins": 432, "calibration_origins": 8},
     "mstl": {"calibration_origins": 24},
     "prophet": {"n_changepoints": 5},
+    # Two quick members: what is tested here is the averaging, not the members (tested above).
+    "ensemble": {"members": ("holt_winters", "seasonal_naive_daily")},
 }
 
 # Days of history below which each estimator must refuse (its seasons do not fit).
@@ -39,6 +41,7 @@ MIN_DAYS = {
     "sarimax_fourier": 2,
     "prophet": 2,
     "gbm": 2,
+    "ensemble": 3,  # its members' longest need (holt_winters)
 }
 
 
