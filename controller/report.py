@@ -145,13 +145,14 @@ class _Figures:
 
 
 def leaderboard_section(settings: ReportSettings, series: "pd.Series", native: int | None,
-                        figures: _Figures) -> tuple[Section, str]:
-    """Backtest and select; returns the section and the selected model's name."""
+                        figures: _Figures) -> tuple[Section, str, Callable[[], Any]]:
+    """Backtest and select; returns the section, the selected model's name and a maker of it unfitted
+    (an ensemble made of the very members the backtest scored)."""
     from forecaster import plots
     from forecaster.backtest import backtest
     from forecaster.review import leaderboard_frame, model_runs_frame, selection_frame
     from forecaster.selection import select
-    from forecaster.training import make_config, resolve_models
+    from forecaster.training import estimator_for, make_config, resolve_models
 
     config = make_config(settings.horizon_seconds(), objective=settings.objective,
                          controller_quantile=settings.quantile, eval_days=settings.eval_days,
@@ -176,19 +177,21 @@ def leaderboard_section(settings: ReportSettings, series: "pd.Series", native: i
     section.figure(figures(plots.selection_scores(chosen), "selection.png"), "selection objective")
     section.table(_table(runs, "runs"))
     section.figure(figures(plots.fit_predict_times(runs), "fit_predict_times.png"), "fit and predict times")
-    return section, record.selected
+    return section, record.selected, lambda: estimator_for(record.selected, result)
 
 
 def review_section(settings: ReportSettings, series: "pd.Series", label: str, model: str,
-                   figures: _Figures) -> tuple[Section, float]:
-    """The forecast review of `model`; returns the section and the interval coverage."""
+                   figures: _Figures, make: Callable[[], Any] | None = None) -> tuple[Section, float]:
+    """The forecast review of `model` (made by `make`, default the catalogue's); returns the
+    section and the interval coverage."""
     from forecaster import plots
     from forecaster.estimators import make_estimator
     from forecaster.review import review_forecast
 
     step = int(series.index.freq.nanos // 1_000_000_000)
     horizon_bins = max(1, math.ceil(max(settings.horizon_seconds()) / step))
-    review = review_forecast(series, make_estimator(model), review_days=settings.review_days,
+    estimator = make() if make is not None else make_estimator(model)
+    review = review_forecast(series, estimator, review_days=settings.review_days,
                              horizon_bins=horizon_bins, controller_quantile=settings.quantile)
     summary = review.summary()
     section = Section("Forecast review")
@@ -286,11 +289,12 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     figures = _Figures(out)
     started = time.perf_counter()
-    board, selected = leaderboard_section(settings, source.series, source.native_bin_seconds, figures)
+    board, selected, make_selected = leaderboard_section(settings, source.series, source.native_bin_seconds,
+                                                         figures)
     say(f"backtest: {len(settings.models)} models in {time.perf_counter() - started:.1f} s, selected {selected}")
     started = time.perf_counter()
     review, _coverage = review_section(settings, source.series, source.label, settings.review_model or selected,
-                                       figures)
+                                       figures, None if settings.review_model else make_selected)
     say(f"review: {time.perf_counter() - started:.1f} s")
     sections = [review, board]
     notes = []

@@ -239,11 +239,12 @@ def backtest_json(result, record, *, trace: str, signal: str) -> dict:
 
 
 def _run_backtest(series, factories, config, objective: str, native: int | None):
-    from forecaster.backtest import backtest
+    from forecaster.backtest import auto_workers, backtest
     from forecaster.selection import select
 
     with _ProgressBar(len(factories)) as bar:
-        result = backtest(series, factories, config, native_bin_seconds=native, progress=bar)
+        result = backtest(series, factories, config, native_bin_seconds=native, progress=bar,
+                          workers=auto_workers(list(factories)))
     return result, select(result, objective)
 
 

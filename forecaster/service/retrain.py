@@ -173,7 +173,13 @@ def run_job(job: Job) -> JobResult:
         estimator, last_error = None, None
         for name in tried:
             try:
-                estimator = make_estimator(name).fit(job.series)
+                if backtest_result is not None and name in backtest_result.runs:
+                    from forecaster.training import estimator_for
+
+                    # An ensemble is rebuilt from the members the backtest scored, not the defaults.
+                    estimator = estimator_for(name, backtest_result).fit(job.series)
+                else:
+                    estimator = make_estimator(name).fit(job.series)
                 chosen = name
                 break
             except Exception as error:  # noqa: BLE001 - try the next fallback
