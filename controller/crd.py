@@ -17,9 +17,7 @@ The committed configs/crd/predictiveautoscalers.yaml must equal `render_crd()`: 
 from __future__ import annotations
 
 import copy
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -150,26 +148,12 @@ def render_crd() -> str:
     return header + yaml.safe_dump(build_crd(), sort_keys=False, width=120, allow_unicode=True)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        # mkstemp creates 0600; the manifest is read by kubectl, CI and everyone: what open() would give.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     target = Path(args[0]) if args else CRD_PATH
-    write_atomically(target, render_crd())
+    from forecaster.atomic import atomic_write_text  # stdlib only: the controller stays light
+
+    atomic_write_text(target, render_crd())
     print(f"wrote {target}")
     return 0
 
