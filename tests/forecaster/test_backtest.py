@@ -68,7 +68,7 @@ def test_default_plan_has_hourly_origins_over_three_days():
     assert plan.scale.method == "seasonal_naive_daily"
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(
     days=st.floats(1.0, 20.0),
     every=st.sampled_from([600, 1800, 3600, 7200]),
@@ -239,7 +239,7 @@ def test_check_frame_refuses(columns, rows, message):
         _check_frame(pd.DataFrame(rows, columns=columns), "m", 1, ["0.05", "0.95"])
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=8)
 @given(spread=st.floats(0.0, 50.0), extra=st.floats(0.1, 50.0))
 def test_a_wider_band_never_covers_less_and_scores_stay_in_range(spread, extra):
     series = daily_series(3, seed=1)

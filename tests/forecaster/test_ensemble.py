@@ -64,7 +64,7 @@ def ordered_forecasts(draw):
     return out
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(ordered_forecasts())
 def test_the_average_of_ordered_quantiles_is_ordered_and_bounded(forecasts):
     combined = quantile_average(forecasts)
@@ -135,7 +135,7 @@ def test_forecast_is_the_average_of_the_members_forecasts():
         assert got.index.equals(frames[0].index)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25)
 @given(
     specs=st.lists(st.tuples(st.integers(1, 50), st.floats(0.0, 80.0), st.floats(-30.0, 30.0)),
                    min_size=2, max_size=4),

@@ -93,7 +93,7 @@ def test_error_window_must_be_positive() -> None:
         make_estimator("last_value", error_window_days=0)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(
     st.lists(st.one_of(st.floats(0, 1e6), st.just(NAN)), min_size=300, max_size=400),
     st.sampled_from(["last_value", "seasonal_naive_daily"]),
@@ -145,7 +145,7 @@ def test_lead_errors_pool_neighbours_when_a_lead_is_thin() -> None:
     assert errors.offsets(1, [0.5])[0, 0] == 5.0  # 3 zeros and 30 fives: the median is 5
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50)
 @given(
     st.lists(st.lists(st.floats(-1e3, 1e3), min_size=0, max_size=40), min_size=1, max_size=5),
     st.lists(st.floats(0.01, 0.99), min_size=1, max_size=5, unique=True),

@@ -60,7 +60,7 @@ def test_weighted_error_quantiles_ignore_nan_and_refuse_a_shape_mismatch() -> No
         error_quantiles(errors, [0.5], np.array([1.0, 1.0]))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(
     st.lists(st.floats(-100, 100), min_size=1, max_size=40).flatmap(
         lambda e: st.tuples(st.just(e), st.lists(st.floats(0.01, 10), min_size=len(e), max_size=len(e)))

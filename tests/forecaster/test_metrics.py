@@ -124,7 +124,7 @@ def test_length_mismatch_raises():
 values = st.lists(st.floats(0, 1e6, allow_nan=False), min_size=1, max_size=40)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(values, st.floats(0.01, 0.99))
 def test_perfect_forecast_scores_zero_and_pinball_nonnegative(actual, q):
     a = np.asarray(actual)
@@ -136,7 +136,7 @@ def test_perfect_forecast_scores_zero_and_pinball_nonnegative(actual, q):
     assert metrics.coverage(a, a, a) == 1.0
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(values, st.floats(0.01, 0.99), st.floats(-100, 100))
 def test_pinball_at_half_is_half_mae(actual, q, shift):
     a = np.asarray(actual)

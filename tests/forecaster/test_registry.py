@@ -141,7 +141,8 @@ def test_two_saves_in_one_second_sort_in_save_order(registry, series) -> None:
     assert registry.latest("m-small", "requests") == cards[-1]
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=8,
+          suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.function_scoped_fixture])
 @given(st.lists(st.sampled_from([0, 0, 1, 3600, 86400 * 400]), min_size=1, max_size=6))
 def test_versions_always_sort_in_save_order(tmp_path_factory, ticks) -> None:
     clock = Clock()

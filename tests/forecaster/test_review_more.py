@@ -81,7 +81,7 @@ def test_quantile_calibration_by_hand() -> None:
     assert table["points"].tolist() == [4, 4, 4]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40)
 @given(st.lists(st.floats(0, 1000, allow_nan=False), min_size=1, max_size=40))
 def test_quantile_calibration_is_monotone_for_ordered_quantiles(values) -> None:
     # Whatever happened, a higher quantile column (pointwise >=) can never cover fewer actuals.

@@ -104,7 +104,7 @@ def test_native_bin_seconds_whatever_the_index_unit() -> None:
         assert native_bin_seconds(index.as_unit(unit)) == 600
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50)
 @given(
     st.lists(st.one_of(st.none(), st.floats(0, 1e6, allow_nan=False)), min_size=2, max_size=120),
     st.sampled_from([300, 600, 1800, 3600]),

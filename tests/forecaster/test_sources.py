@@ -279,7 +279,8 @@ def traces(draw) -> pd.DataFrame:
     return frame, present
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30,
+          suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.function_scoped_fixture])
 @given(traces())
 def test_csv_round_trip_and_paths_agree(tmp_path, case) -> None:
     frame, present = case
@@ -441,7 +442,8 @@ def test_a_bad_row_at_the_end_of_a_large_file_is_located(tmp_path) -> None:
     assert time.perf_counter() - started < 5.0
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25,
+          suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.function_scoped_fixture])
 @given(
     n=st.integers(3, 60),
     data=st.data(),

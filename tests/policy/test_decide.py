@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.policy import decide
@@ -189,7 +189,7 @@ def _inputs(spec, current_values, level, external=8.0):
     return r, p
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120)
 @given(spec_i=st.integers(0, 2), values=loads, level=levels, state=histories)
 def test_result_stays_within_bounds(spec_i, values, level, state) -> None:
     spec = PROPERTY_SPECS[spec_i]
@@ -198,7 +198,7 @@ def test_result_stays_within_bounds(spec_i, values, level, state) -> None:
     assert spec.min_replicas <= decision.desired_replicas <= spec.max_replicas
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=120)
 @given(spec_i=st.integers(0, 2), current=st.integers(3, 25), ratio=st.integers(900, 1100), state=histories)
 def test_inside_tolerance_nothing_changes(spec_i, current, ratio, state) -> None:
     spec = PROPERTY_SPECS[spec_i]
@@ -213,7 +213,7 @@ def test_inside_tolerance_nothing_changes(spec_i, current, ratio, state) -> None
     assert decision.desired_replicas == current, decision.message
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=120)
 @given(spec_i=st.integers(0, 2), values=loads, level=levels, state=histories, extra=st.floats(0, 40),
        which=st.integers(0, 29), more_level=st.floats(0, 100))
 def test_more_load_never_fewer_replicas(spec_i, values, level, state, extra, which, more_level) -> None:
@@ -228,7 +228,7 @@ def test_more_load_never_fewer_replicas(spec_i, values, level, state, extra, whi
     assert more.desired_replicas >= base.desired_replicas, (base.message, more.message)
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=120)
 @given(spec_i=st.integers(1, 2), values=loads, level=st.floats(0, 200), state=histories)
 def test_forecast_never_below_reactive(spec_i, values, level, state) -> None:
     spec = PROPERTY_SPECS[spec_i]

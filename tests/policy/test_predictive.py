@@ -81,7 +81,7 @@ def test_window_matches_contract_window_max() -> None:
             forecast.window_max(start, end, 0.9), offset
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(offset=st.floats(-900, 4000, allow_nan=False), width=st.floats(0, 900, allow_nan=False),
        step=st.sampled_from([60, 300, 600]), n=st.integers(1, 12))
 def test_window_max_agrees_with_the_contract(offset, width, step, n) -> None:

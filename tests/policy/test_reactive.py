@@ -165,7 +165,7 @@ def test_milli_rounds_up_like_quantity_milli_value() -> None:
     assert [stage.milli(v) for v in (0.3, 1.0, 0.0001, 2.5)] == [300, 1000, 1, 2500]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(current=st.integers(1, 50), ratio=st.floats(0.9, 1.1))
 def test_inside_tolerance_nothing_changes(current: int, ratio: float) -> None:
     # Values are sent as exact milli-units so the ratio the HPA computes is the one drawn.
@@ -176,7 +176,7 @@ def test_inside_tolerance_nothing_changes(current: int, ratio: float) -> None:
     assert result.replicas == current
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150)
 @given(
     values=st.lists(st.one_of(st.none(), st.floats(0, 100)), min_size=1, max_size=12),
     bump=st.integers(0, 11), extra=st.floats(0, 50),

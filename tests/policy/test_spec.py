@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -40,7 +40,6 @@ def test_quantity_rejects_with_example(text) -> None:
         parse_quantity(text)
 
 
-@settings(deadline=None)
 @given(st.floats(min_value=1e-6, max_value=1e12, allow_nan=False))
 def test_quantity_formats_back_within_the_crd_pattern(value) -> None:
     import re

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.policy import decide
@@ -34,7 +34,6 @@ states = st.builds(
 )
 
 
-@settings(deadline=None)
 @given(states)
 def test_state_json_round_trip(state: PolicyState) -> None:
     assert PolicyState.from_json(state.to_json()) == state

@@ -83,7 +83,7 @@ def test_bad_input_is_refused(times, values, edges, message):
         bin_counts(np.array(times, float), np.array(values, float), np.array(edges, float), max_gap=90)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(
     counts=st.lists(st.integers(0, 10_000), min_size=2, max_size=60),
     resets=st.lists(st.integers(1, 59), max_size=3),

@@ -96,7 +96,7 @@ def test_large_trace_is_written_in_slices():
     assert CountingWriter.biggest < 2_000_000
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80)
 @given(st.lists(st.one_of(st.none(), st.floats(0, 1e7, allow_nan=False)), min_size=2, max_size=80))
 def test_counter_round_trip_gives_back_every_count_but_the_one_after_a_gap(cells):
     """What the backfill writes, read back the raw way, is the trace with one more gap bin after

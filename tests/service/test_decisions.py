@@ -104,7 +104,8 @@ def test_an_entry_must_be_one_line(tmp_path):
         DecisionLog(tmp_path / "d.jsonl").append('{"a":\n1}')
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40,
+          suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.function_scoped_fixture])
 @given(
     pads=st.lists(st.integers(0, 120), min_size=1, max_size=40),
     max_lines=st.integers(1, 8),

@@ -148,7 +148,8 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25,
+          suppress_health_check=[*settings.default.suppress_health_check, HealthCheck.function_scoped_fixture])
 @given(
     start=st.integers(1, 6),
     plan=st.dictionaries(st.integers(0, 7) .map(lambda m: m * 30), st.integers(1, 8), max_size=5),
