@@ -121,6 +121,7 @@ def run_job(job: Job) -> JobResult:
     try:
         from forecaster.backtest import BacktestConfig, backtest
         from forecaster.estimators import BASELINES, make_estimator
+        from forecaster.training import estimator_for
 
         candidates = list(workload.candidates) if workload.model == "auto" else [workload.model]
         if workload.model == "auto":
@@ -174,8 +175,6 @@ def run_job(job: Job) -> JobResult:
         for name in tried:
             try:
                 if backtest_result is not None and name in backtest_result.runs:
-                    from forecaster.training import estimator_for
-
                     # An ensemble is rebuilt from the members the backtest scored, not the defaults.
                     estimator = estimator_for(name, backtest_result).fit(job.series)
                 else:
