@@ -19,7 +19,8 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .clock import Clock
+from forecaster.contract import Clock
+
 from .errors import KubeError, NotFound, ScaleConflict
 from .kube import KubeClient
 

@@ -11,9 +11,10 @@ import logging
 import threading
 import time
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from .clock import Clock
+from forecaster.contract import Clock
+
 from .errors import KubeError
 from .kube import KubeClient
 from .leader import LeaseElector
@@ -21,22 +22,17 @@ from .reconcile import Cycle, Outcome, Reconciler
 from .resource import parse_rfc3339
 from .server import Health
 
+if TYPE_CHECKING:
+    from controller.policy.spec import PredictiveAutoscalerSpec
+
 log = logging.getLogger("prescaler.loop")
 DEFAULT_SYNC_SECONDS = 15.0
 
 
-def sync_seconds_of(obj: dict[str, Any]) -> float:
-    """spec.syncPeriod in seconds, the default when absent or unreadable (a bad spec is reconciled to report it)."""
-    from controller.policy.spec import parse_duration_seconds
-
-    raw = (obj.get("spec") or {}).get("syncPeriod")
-    if raw is None:
-        return DEFAULT_SYNC_SECONDS
-    try:
-        value = parse_duration_seconds(raw)
-    except ValueError:
-        return DEFAULT_SYNC_SECONDS
-    return value if value > 0 else DEFAULT_SYNC_SECONDS
+def sync_seconds_of(spec: PredictiveAutoscalerSpec | None) -> float:
+    """spec.syncPeriod in seconds, as the parsed spec holds it (parsed once, with the rest of the spec);
+    the default for a spec that does not parse, whose sync reports it (SpecValid=False) every period."""
+    return DEFAULT_SYNC_SECONDS if spec is None else spec.sync_period_seconds
 
 
 class AutoscalerCache:
@@ -125,7 +121,7 @@ class Controller:
         if key in changed:
             return True
         last = self._last_sync.get(key) or parse_rfc3339((obj.get("status") or {}).get("lastSyncTime"))
-        return last is None or now - last >= timedelta(seconds=sync_seconds_of(obj))
+        return last is None or now - last >= timedelta(seconds=sync_seconds_of(self.reconciler.spec_of(obj)))
 
     def step(self, *, force: bool = False) -> list[Outcome]:
         """One tick: renew or try for the lease, then reconcile every resource that is due."""

@@ -18,7 +18,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
 from .errors import ForecastUnavailable, KubeError, KubeUnavailable, MetricsUnavailable, NotFound, ScaleConflict
 from .forecast_client import ForecastProvider
@@ -35,6 +35,11 @@ from .resource import (
     rfc3339,
 )
 from .server import ControllerMetrics
+
+if TYPE_CHECKING:  # the policy package is imported where a sync first runs, as before
+    from controller.policy.spec import MetricSpec, PredictiveAutoscalerSpec
+    from controller.policy.types import Decision, MetricObservation, PodCondition, PolicyState
+    from forecaster.contract import Forecast
 
 log = logging.getLogger("prescaler.controller")
 
@@ -88,7 +93,7 @@ def p90(values: list[float]) -> float:
     return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
 
 
-def pod_condition(pod: Mapping[str, Any]) -> str:
+def pod_condition(pod: Mapping[str, Any]) -> PodCondition:
     """How the HPA groups a pod (replica_calculator.go groupPods): Ready, Unready or Ignored."""
     meta, status = pod.get("metadata") or {}, pod.get("status") or {}
     phase = status.get("phase")
@@ -107,9 +112,46 @@ def _targets(obj: Mapping[str, Any], ref: TargetRef) -> bool:
     return target.get("name") == ref.name and kind == ref.kind and group == ref.api_version.rpartition("/")[0]
 
 
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+@dataclass(frozen=True)
+class SyncContext:
+    """One sync of one autoscaler: what every step reads, and the status the steps build together.
+
+    `status` starts as a copy of the status read and is changed in place by the steps; `_finish`
+    writes it, once. `old_conditions` are the conditions as read, so a condition keeps its
+    lastTransitionTime while its status holds and an Event fires only on a transition (as the HPA's
+    setCondition does). `spec` is `pa.spec` with its type: None when the spec does not parse.
+    """
+
+    pa: Autoscaler
+    spec: PredictiveAutoscalerSpec | None
+    now: datetime
+    status: PredictiveAutoscalerStatus
+    old_conditions: Mapping[str, StatusCondition]
+
+    @classmethod
+    def begin(cls, pa: Autoscaler, now: datetime) -> SyncContext:
+        status = pa.status.model_copy(deep=True)
+        status.last_sync_time = rfc3339(now)
+        status.observed_generation = pa.generation
+        return cls(pa=pa, spec=pa.spec, now=now, status=status,
+                   old_conditions={c.type: c for c in pa.status.conditions})
+
+    def set_condition(self, type_: str, value: ConditionStatus, reason: str, message: str) -> None:
+        """Replace the condition `type_` in the status being built; its transition time moves only
+        when its status changes."""
+        previous = self.old_conditions.get(type_)
+        transition = previous.last_transition_time if previous and previous.status == value else rfc3339(self.now)
+        condition = StatusCondition(type=type_, status=value, reason=reason, message=message[:32768],
+                                    last_transition_time=transition, observed_generation=self.pa.generation)
+        self.status.conditions = [c for c in self.status.conditions if c.type != type_] + [condition]
+
+
 class Reconciler:
     def __init__(self, clients: Clients, *, metrics: ControllerMetrics | None = None, identity: str = "prescaler",
-                 dry_run: bool = False, monotonic=time.perf_counter):
+                 dry_run: bool = False, monotonic: Callable[[], float] = time.perf_counter):
         self.clients = clients
         self.metrics = metrics or ControllerMetrics()
         self.identity = identity
@@ -117,12 +159,21 @@ class Reconciler:
         self._monotonic = monotonic
         self._specs = SpecCache()  # parsed once per spec, not at every sync
 
+    def spec_of(self, obj: Mapping[str, Any]) -> PredictiveAutoscalerSpec | None:
+        """The object's parsed spec, None when it does not parse, from the cache the sync itself reads:
+        the loop asks for syncPeriod every tick, and an unchanged spec is not validated again."""
+        raw_spec = obj.get("spec")
+        if not isinstance(raw_spec, dict):
+            return None
+        spec, _ = self._specs.parse(str((obj.get("metadata") or {}).get("uid") or ""), raw_spec)
+        return spec
+
     # ---- the sync ----------------------------------------------------------------------------
     def reconcile_one(self, obj: Mapping[str, Any], now: datetime, cycle: Cycle | None = None) -> Outcome:
         started = self._monotonic()
         pa = parse_autoscaler(dict(obj), self._specs)
         try:
-            return self._reconcile(pa, now, cycle or Cycle())
+            return self._reconcile(SyncContext.begin(pa, now), cycle or Cycle())
         except KubeError as err:
             # 500s, timeouts, 403s: count, write nothing, the next period retries (no crash).
             kind = type(err).__name__ if err.status == 0 else f"{type(err).__name__}{err.status}"
@@ -136,22 +187,18 @@ class Reconciler:
         finally:
             self.metrics.duration.observe(self._monotonic() - started)
 
-    def _reconcile(self, pa: Autoscaler, now: datetime, cycle: Cycle) -> Outcome:
+    def _reconcile(self, ctx: SyncContext, cycle: Cycle) -> Outcome:
         from controller.policy import decide
         from controller.policy.types import PolicyInputError, PolicyState, PredictiveInputs, ReactiveInputs
 
-        status = pa.status.model_copy(deep=True)
-        status.last_sync_time = rfc3339(now)
-        status.observed_generation = pa.generation
-        old_conditions = {c.type: c for c in pa.status.conditions}
-
-        if pa.spec is None:
-            self._set(status, old_conditions, now, pa, "SpecValid", "False", "InvalidSpec", pa.spec_error or "")
-            self._set(status, old_conditions, now, pa, "ScalingActive", "False", "InvalidSpec", pa.spec_error or "")
-            self._finish(pa, status, old_conditions, now)
+        pa, now, status = ctx.pa, ctx.now, ctx.status
+        spec = ctx.spec
+        if spec is None:
+            ctx.set_condition("SpecValid", "False", "InvalidSpec", pa.spec_error or "")
+            ctx.set_condition("ScalingActive", "False", "InvalidSpec", pa.spec_error or "")
+            self._finish(ctx)
             return Outcome(pa.key, "InvalidSpec", error=pa.spec_error)
-        spec = pa.spec
-        self._set(status, old_conditions, now, pa, "SpecValid", "True", "Valid", "the spec is valid")
+        ctx.set_condition("SpecValid", "True", "Valid", "the spec is valid")
         ref = TargetRef(spec.scale_target_ref.api_version or "apps/v1", spec.scale_target_ref.kind,
                         spec.scale_target_ref.name)
         target_name = f"{ref.kind}/{ref.name}"
@@ -159,33 +206,33 @@ class Reconciler:
         owner = self._other_autoscaler(pa.namespace, ref, cycle)
         if owner is not None:
             message = f"{owner} already targets {target_name}; prescaler acts on nothing while it does"
-            self._set(status, old_conditions, now, pa, "OwnedByAnotherAutoscaler", "True", "AnotherAutoscaler", message)
-            self._set(status, old_conditions, now, pa, "AbleToScale", "False", "AnotherAutoscaler", message)
-            self._set(status, old_conditions, now, pa, "ScalingActive", "False", "AnotherAutoscaler", message)
-            self._finish(pa, status, old_conditions, now)
+            ctx.set_condition("OwnedByAnotherAutoscaler", "True", "AnotherAutoscaler", message)
+            ctx.set_condition("AbleToScale", "False", "AnotherAutoscaler", message)
+            ctx.set_condition("ScalingActive", "False", "AnotherAutoscaler", message)
+            self._finish(ctx)
             return Outcome(pa.key, "AnotherAutoscaler")
-        self._set(status, old_conditions, now, pa, "OwnedByAnotherAutoscaler", "False", "NoOtherAutoscaler",
-                  f"no HPA or ScaledObject targets {target_name}")
+        ctx.set_condition("OwnedByAnotherAutoscaler", "False", "NoOtherAutoscaler",
+                          f"no HPA or ScaledObject targets {target_name}")
 
         kube = self.clients.kube
         try:
             scale = kube.get_scale(pa.namespace, ref)
         except NotFound as err:
             message = f"the target {target_name} ({ref.api_version}) was not found: {err.reason}"
-            self._set(status, old_conditions, now, pa, "AbleToScale", "False", "FailedGetScale", message)
-            self._set(status, old_conditions, now, pa, "ScalingActive", "False", "FailedGetScale", message)
-            self._finish(pa, status, old_conditions, now)
+            ctx.set_condition("AbleToScale", "False", "FailedGetScale", message)
+            ctx.set_condition("ScalingActive", "False", "FailedGetScale", message)
+            self._finish(ctx)
             return Outcome(pa.key, "FailedGetScale", error=message)
 
         # leadTime: auto: a pending scale-up is one cold-start sample once readyReplicas reaches it.
-        lead_seconds = self._lead_time(pa, spec, scale, ref, status, now)
+        lead_seconds = self._lead_time(ctx, spec, ref, scale)
 
         pods = self._pods(pa.namespace, scale.selector, cycle)
         pod_states = {p["metadata"]["name"]: pod_condition(p) for p in pods}
         observations = [self._observe(m, pa.namespace) for m in spec.metrics]
         reactive = ReactiveInputs(current_replicas=scale.replicas, pods=pod_states, metrics=observations,
                                   status_replicas=scale.status_replicas)
-        forecasts, observed, forecast_age = self._forecasts(pa, spec, pod_states, now)
+        forecasts, observed, forecast_age = self._forecasts(ctx, spec, pod_states)
         predictive = PredictiveInputs(forecasts=forecasts, observed_rates=observed, lead_time_seconds=lead_seconds)
         try:
             state = PolicyState.from_dict(pa.status.policy_state)
@@ -205,18 +252,17 @@ class Reconciler:
             except KubeError as err:
                 new_state = new_state.without_scale_event_at(now)
                 message = f"failed to scale {target_name} to {decision.desired_replicas}: {err}"
-                self._set(status, old_conditions, now, pa, "AbleToScale", "False", "FailedUpdateScale", message)
+                ctx.set_condition("AbleToScale", "False", "FailedUpdateScale", message)
                 self.metrics.errors.labels(f"{type(err).__name__}{err.status or ''}").inc()
-                self._event(pa, now, "FailedRescale", message, "Warning", "Scale")
-                self._finish(pa, status, old_conditions, now, decision=decision, state=new_state)
+                self._event(ctx, "FailedRescale", message, "Warning", "Scale")
+                self._finish(ctx, decision=decision, state=new_state)
                 return Outcome(pa.key, "FailedUpdateScale", decision.desired_replicas, scale.replicas, error=message)
         if scaled:
             direction = "up" if decision.desired_replicas > scale.replicas else "down"
             status.last_scale_time = rfc3339(now)
             self.metrics.scales.labels(pa.namespace, pa.name, direction).inc()
-            self._event(pa, now, decision.reason,
-                        f"scaled {target_name} from {scale.replicas} to {decision.desired_replicas}: {decision.message}",
-                        "Normal", "Scale")
+            note = f"scaled {target_name} from {scale.replicas} to {decision.desired_replicas}: {decision.message}"
+            self._event(ctx, decision.reason, note, "Normal", "Scale")
             if spec.lead_time == "auto" and direction == "up":
                 status.pending_scale_up = PendingScaleUp(since=rfc3339(now), replicas=decision.desired_replicas)
         status.current_replicas = scale.replicas
@@ -225,9 +271,8 @@ class Reconciler:
         status.lead_time_seconds = lead_seconds
         status.forecast_age_seconds = forecast_age
         if not any(c.type == "AbleToScale" for c in decision.conditions):
-            self._set(status, old_conditions, now, pa, "AbleToScale", "True", "SucceededGetScale",
-                      f"read the scale of {target_name}")
-        self._finish(pa, status, old_conditions, now, decision=decision, state=new_state)
+            ctx.set_condition("AbleToScale", "True", "SucceededGetScale", f"read the scale of {target_name}")
+        self._finish(ctx, decision=decision, state=new_state)
 
         m = self.metrics
         m.desired.labels(pa.namespace, pa.name).set(decision.desired_replicas)
@@ -275,38 +320,39 @@ class Reconciler:
         return [p for p in index.get(first, [])
                 if all((p["metadata"].get("labels") or {}).get(k) == v for k, v in rest)]
 
-    def _lead_time(self, pa: Autoscaler, spec: Any, scale: Scale, ref: TargetRef,
-                   status: PredictiveAutoscalerStatus, now: datetime) -> float:
+    def _lead_time(self, ctx: SyncContext, spec: PredictiveAutoscalerSpec, ref: TargetRef, scale: Scale) -> float:
+        status, now = ctx.status, ctx.now
         if spec.lead_time != "auto":
             status.pending_scale_up = None
             return float(spec.lead_time)
         pending = status.pending_scale_up
         if pending is not None:
             since = parse_rfc3339(pending.since)
-            ready = self.clients.kube.ready_replicas(pa.namespace, ref)
+            ready = self.clients.kube.ready_replicas(ctx.pa.namespace, ref)
             if since is None or scale.replicas < pending.replicas or \
                     (now - since).total_seconds() > PENDING_SCALE_UP_TIMEOUT:
                 status.pending_scale_up = None  # scaled back down, or never came: not a cold-start sample
             elif ready is not None and ready >= pending.replicas:
-                status.lead_time_samples = (status.lead_time_samples + [(now - since).total_seconds()])[-LEAD_TIME_SAMPLES:]
+                samples = status.lead_time_samples + [(now - since).total_seconds()]
+                status.lead_time_samples = samples[-LEAD_TIME_SAMPLES:]
                 status.pending_scale_up = None
         return p90(status.lead_time_samples) if status.lead_time_samples else DEFAULT_LEAD_TIME_SECONDS
 
-    def _observe(self, metric: Any, namespace: str) -> Any:
+    def _observe(self, metric: MetricSpec, namespace: str) -> MetricObservation:
         from controller.policy.types import MetricObservation
 
         live = self.clients.metrics
         if live is None:
             return MetricObservation.unavailable("no Prometheus configured for live metrics")
         try:
-            if metric.type == "Pods":
-                source = metric.pods
-                return MetricObservation(pod_values=live.pod_values(source.metric.name, namespace, source.metric.selector))
-            if metric.type == "External":
-                source = metric.external
-                value = live.external_value(source.metric.name, namespace, source.metric.selector)
+            if metric.type == "Pods" and metric.pods is not None:  # the spec guarantees the source
+                pods = metric.pods
+                return MetricObservation(pod_values=live.pod_values(pods.metric.name, namespace, pods.metric.selector))
+            if metric.type == "External" and metric.external is not None:
+                external = metric.external
+                value = live.external_value(external.metric.name, namespace, external.metric.selector)
                 if value is None:
-                    return MetricObservation.unavailable(f"external metric {source.metric.name}: no series")
+                    return MetricObservation.unavailable(f"external metric {external.metric.name}: no series")
                 return MetricObservation(value=value)
         except MetricsUnavailable as err:
             self.metrics.errors.labels("MetricsUnavailable").inc()
@@ -314,12 +360,13 @@ class Reconciler:
         return MetricObservation.unavailable(
             f"{metric.display_name}: {metric.type} metrics are not read by prescaler (use Pods or External)")
 
-    def _forecasts(self, pa: Autoscaler, spec: Any, pods: Mapping[str, str],
-                   now: datetime) -> tuple[dict[str, Any], dict[str, float | None], float | None]:
+    def _forecasts(self, ctx: SyncContext, spec: PredictiveAutoscalerSpec, pods: Mapping[str, PodCondition],
+                   ) -> tuple[dict[str, Forecast | None], dict[str, float | None], float | None]:
         if spec.forecast is None:
             return {}, {}, None
+        pa = ctx.pa
         signals = spec.forecast_signals
-        forecasts: dict[str, Any] = {s: None for s in signals}
+        forecasts: dict[str, Forecast | None] = {s: None for s in signals}
         provider = self.clients.forecasts
         age = None
         step = 60
@@ -329,7 +376,7 @@ class Reconciler:
                                    quantiles=[spec.forecast.quantile])
                 for signal in signals:
                     forecasts[signal] = got.forecasts.get(signal)
-                ages = [(now - f.generated_at).total_seconds() for f in got.forecasts.values()]
+                ages = [(ctx.now - f.generated_at).total_seconds() for f in got.forecasts.values()]
                 age = max(ages) if ages else None
                 step = min((f.step_seconds for f in got.forecasts.values()), default=60)
             except ForecastUnavailable as err:
@@ -338,7 +385,7 @@ class Reconciler:
         observed: dict[str, float | None] = {s: None for s in signals}
         live = self.clients.metrics
         if live is not None:
-            queries = {s.name: s.query for s in spec.forecast.signals}
+            queries: dict[str, str | None] = {s.name: s.query for s in spec.forecast.signals}
             for signal in signals:
                 query = queries[signal] or default_signal_query(signal, pa.namespace, list(pods), step)
                 try:
@@ -359,22 +406,14 @@ class Reconciler:
             kube.patch_scale(pa.namespace, ref, replicas, fresh.resource_version)
 
     # ---- status, conditions, events ------------------------------------------------------------
-    def _set(self, status: PredictiveAutoscalerStatus, old: Mapping[str, StatusCondition], now: datetime,
-             pa: Autoscaler, type_: str, value: str, reason: str, message: str) -> None:
-        previous = old.get(type_)
-        transition = previous.last_transition_time if previous and previous.status == value else rfc3339(now)
-        condition = StatusCondition(type=type_, status=value, reason=reason, message=message[:32768],
-                                    last_transition_time=transition, observed_generation=pa.generation)
-        status.conditions = [c for c in status.conditions if c.type != type_] + [condition]
-
-    def _finish(self, pa: Autoscaler, status: PredictiveAutoscalerStatus, old: Mapping[str, StatusCondition],
-                now: datetime, *, decision: Any = None, state: Any = None) -> None:
+    def _finish(self, ctx: SyncContext, *, decision: Decision | None = None, state: PolicyState | None = None) -> None:
+        status, old = ctx.status, ctx.old_conditions
         if decision is not None:
             for c in decision.conditions:
                 if c.type == "AbleToScale" and any(x.type == "AbleToScale" and x.reason == "FailedUpdateScale"
                                                     for x in status.conditions):
                     continue
-                self._set(status, old, now, pa, c.type, c.status, c.reason, c.message)
+                ctx.set_condition(c.type, c.status, c.reason, c.message)
         if state is not None:
             status.policy_state = state.to_dict()
         # Events on every fallback transition of ForecastHealthy (and on the spec becoming invalid).
@@ -382,29 +421,30 @@ class Reconciler:
         before, after = old.get("ForecastHealthy"), new.get("ForecastHealthy")
         if after is not None and (before is None or before.status != after.status):
             if after.status == "False":
-                self._event(pa, now, after.reason, f"predictive stage off, acting as a plain HPA: {after.message}",
+                self._event(ctx, after.reason, f"predictive stage off, acting as a plain HPA: {after.message}",
                             "Warning", "Fallback")
             elif before is not None:
-                self._event(pa, now, "ForecastRecovered", f"predictive stage back on: {after.message}",
+                self._event(ctx, "ForecastRecovered", f"predictive stage back on: {after.message}",
                             "Normal", "Recover")
         before, after = old.get("SpecValid"), new.get("SpecValid")
         if after is not None and after.status == "False" and (before is None or before.status != "False"):
-            self._event(pa, now, "InvalidSpec", after.message, "Warning", "Validate")
+            self._event(ctx, "InvalidSpec", after.message, "Warning", "Validate")
         before, after = old.get("OwnedByAnotherAutoscaler"), new.get("OwnedByAnotherAutoscaler")
         if after is not None and after.status == "True" and (before is None or before.status != "True"):
-            self._event(pa, now, "AnotherAutoscaler", after.message, "Warning", "Yield")
+            self._event(ctx, "AnotherAutoscaler", after.message, "Warning", "Yield")
         status.conditions.sort(key=lambda c: c.type)
         if self.dry_run:
             return
-        self.clients.kube.patch_autoscaler_status(pa.namespace, pa.name, status.to_merge_patch())
+        self.clients.kube.patch_autoscaler_status(ctx.pa.namespace, ctx.pa.name, status.to_merge_patch())
 
-    def _event(self, pa: Autoscaler, now: datetime, reason: str, note: str, type_: str, action: str) -> None:
+    def _event(self, ctx: SyncContext, reason: str, note: str, type_: str, action: str) -> None:
+        pa = ctx.pa
         if self.dry_run:
             log.info("%s: [dry-run] event %s: %s", pa.key, reason, note)
             return
         try:
             self.clients.kube.create_event(pa.namespace, pa.object_reference(), reason=reason, note=note,
-                                           type_=type_, action=action, now=now, reporting_instance=self.identity)
+                                           type_=type_, action=action, now=ctx.now, reporting_instance=self.identity)
         except KubeUnavailable as err:  # an Event lost is not worth failing the sync for
             self.metrics.errors.labels("EventFailed").inc()
             log.warning("%s: event %s not recorded: %s", pa.key, reason, err)

@@ -21,7 +21,7 @@ API_VERSION = "prescaler.dev/v1alpha1"
 KIND = "PredictiveAutoscaler"
 PLURAL = "predictiveautoscalers"
 
-# Condition types the controller writes: the policy's four and our own two (DESIGN.md, issue 5).
+# Condition types the controller writes: the policy's four and our own two (docs/architecture.md, "The controller loop").
 CONDITION_TYPES = ("AbleToScale", "ScalingActive", "ForecastHealthy", "ScalingLimited",
                    "OwnedByAnotherAutoscaler", "SpecValid")
 
@@ -116,9 +116,8 @@ def format_validation_error(err: ValidationError, prefix: str = "spec") -> str:
 class SpecCache:
     """The last parsed spec of each autoscaler (by uid), reused while its raw spec is unchanged.
 
-    Validating a spec costs far more than a sync's decision, and decide() derives its per-spec data
-    once per spec object (controller.policy.memo), so parsing the same spec anew at every sync would
-    pay both every 15 s. An entry is reused only when the raw spec equals the one it was parsed from
+    Validating a spec costs far more than a sync's decision, so parsing the same spec anew at every
+    sync would pay it every 15 s. An entry is reused only when the raw spec equals the one it was parsed from
     (dict equality, not metadata.generation, which not every writer bumps), so an edit is seen at
     the next sync. Bounded: emptied at `maxsize` entries, and refilled by the next syncs.
     """

@@ -12,42 +12,26 @@ Conventions every module relies on:
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 
+from forecaster.contract.durations import format_label, parse_timedelta
+
 # The bins the forecaster works at. Finer bins are allowed only for traces that are native at 1 min.
 SUPPORTED_BIN_SECONDS = (60, 300, 600, 1800, 3600)
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)\s*$", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
-
 
 def parse_duration(text: str | int | float | timedelta) -> timedelta:
-    """Parse '90s', '15m', '2h', '14d', '1w' (or a number of seconds) into a positive timedelta."""
-    if isinstance(text, timedelta):
-        seconds = text.total_seconds()
-    elif isinstance(text, (int, float)) and not isinstance(text, bool):
-        seconds = float(text)
-    else:
-        match = _DURATION.match(str(text))
-        if not match:
-            raise ValueError(f"duration {text!r} is not like 90s, 15m, 2h, 14d or 1w")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
-    if seconds <= 0:
-        raise ValueError(f"duration {text!r} must be positive")
-    return timedelta(seconds=seconds)
+    """A positive duration ('90s', '15m', '1h30m', '14d', '1w', or a number of seconds) as a timedelta,
+    in the grammar of forecaster.contract.durations (the CRD's)."""
+    return parse_timedelta(text)
 
 
 def format_duration(seconds: float) -> str:
     """The shortest of '90s', '15m', '2h', '1d' that is exact."""
-    seconds = int(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    return format_label(seconds)
 
 
 def bin_seconds(bin: str | int | timedelta) -> int:

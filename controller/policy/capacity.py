@@ -1,4 +1,8 @@
-"""The capacity model: rates per second -> replicas. Formula, defaults and sources: configs/capacity.md.
+"""The capacity model as the policy reads it: a CapacitySpec's rates -> replicas.
+
+The formula itself lives once in forecaster.contract.capacity (`replicas_for_loads`), shared with the
+forecaster service's desired-replicas metric for HPA and KEDA users; this module keeps the policy's
+defaults and reads a CapacitySpec into it. Formula, defaults and sources: configs/capacity.md.
 
     load_s    = rate_s / perReplica_s            (replicas' worth of signal s, at 100 % of capacity)
     replicas  = ceil( max_s load_s / targetUtilization )      combine: Max (default)
@@ -15,10 +19,15 @@ time the signals take adds up.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 from controller.policy.spec import CapacitySpec
+from forecaster.contract.capacity import replicas_for_loads, signal_load
+
+__all__ = [
+    "DEFAULT_OUTPUT_TOKENS_PER_SECOND", "DEFAULT_PROMPT_TOKENS_PER_SECOND", "DEFAULT_REQUESTS_PER_SECOND",
+    "DEFAULT_TARGET_UTILIZATION", "replicas_for_loads", "replicas_for_rates", "signal_load",
+]
 
 # Defaults for one replica of an 8B model (Llama-3.1-8B-Instruct, bf16) served by vLLM on one
 # H100 80GB, sustained within a 2 s TTFT SLO; the simulator's replica model uses the same numbers.
@@ -28,14 +37,6 @@ DEFAULT_OUTPUT_TOKENS_PER_SECOND = 3_000.0
 DEFAULT_REQUESTS_PER_SECOND = 4.0
 DEFAULT_TARGET_UTILIZATION = 0.8
 
-# ceil() of a ratio that is an integer up to float noise (10.000000000000002) must not add a replica.
-_EPS = 1e-9
-
-
-def signal_load(rate: float, per_replica: float) -> float:
-    """Replicas' worth of one signal at 100 % utilisation; a negative forecast counts as 0."""
-    return max(rate, 0.0) / per_replica
-
 
 def replicas_for_rates(rates: Mapping[str, float], capacity: CapacitySpec) -> tuple[int, str | None, float]:
     """(replicas, the binding signal or None, the combined load in replicas at 100 %).
@@ -44,23 +45,4 @@ def replicas_for_rates(rates: Mapping[str, float], capacity: CapacitySpec) -> tu
     """
     per = capacity.per_replica
     per_replica = {signal: r for signal in rates if (r := per.rate(signal)) is not None}
-    return replicas_for_loads(rates, per_replica, capacity.target_utilization, capacity.combine == "Sum")
-
-
-def replicas_for_loads(rates: Mapping[str, float], per_replica: Mapping[str, float], target_utilization: float,
-                       combine_sum: bool) -> tuple[int, str | None, float]:
-    """replicas_for_rates with the capacity spec read already: `per_replica` maps each signal that has
-    a perReplica rate to it (others do not count). The predictive stage derives it once per spec."""
-    total = 0.0
-    worst = 0.0
-    binding: str | None = None
-    for signal, rate in rates.items():
-        per = per_replica.get(signal)
-        if per is None:
-            continue
-        load = max(rate, 0.0) / per  # signal_load, inlined
-        total += load
-        if binding is None or load > worst:
-            worst, binding = load, signal
-    load = total if combine_sum else worst
-    return max(0, math.ceil(load / target_utilization - _EPS)), binding, load
+    return replicas_for_loads(rates, per_replica, capacity.target_utilization, capacity.combine)

@@ -10,6 +10,7 @@ recommendation (here: the merge of reactive and predictive) goes through behavio
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from controller.policy import behavior as behavior_stage
@@ -26,6 +27,7 @@ from controller.policy.types import (
     PredictiveInputs,
     ReactiveInputs,
     Reason,
+    Recommendation,
     StageResult,
 )
 
@@ -56,6 +58,33 @@ def merge(current: int, reactive: StageResult, predictive: StageResult) -> Stage
         return StageResult(p, Reason.PREDICTIVE_HOLDS,
                            f"metrics want {r}, the forecast one lead time ahead holds {p}: {predictive.message}")
     return StageResult(r, reactive.reason, f"{reactive.message} (forecast wants {p})")
+
+
+@dataclass(frozen=True, slots=True)
+class StagesOutcome:
+    """What the stages concluded, as `_finish` turns it into the Decision and the next state: one
+    value, as the HPA hands its normalization one NormalizationArg.
+
+    current/desired: the target's replica count now and the decision's. reason/message: the
+    headline. reactive, merged, after_behavior, bounded: each stage's result in order (predictive's
+    is in `predictive`). limited: a rate limit or a bound changed the recommendation.
+    recommendations: the stabilization history to keep. scaling_active: the ScalingActive
+    condition's (status, reason, message); able: AbleToScale's (reason, message).
+    """
+
+    predictive: predictive_stage.PredictiveResult
+    current: int
+    desired: int
+    reason: str
+    message: str
+    reactive: StageResult
+    merged: StageResult
+    after_behavior: StageResult
+    bounded: StageResult
+    limited: bool
+    recommendations: tuple[Recommendation, ...]
+    scaling_active: tuple[str, str, str]
+    able: tuple[str, str]
 
 
 # Conditions whose every field is fixed, built once (NamedTuples are immutable, so sharing is safe).
@@ -119,9 +148,10 @@ def decide(
     if current == 0:
         # horizontal.go: spec.replicas == 0 with minReplicas != 0 means autoscaling is disabled.
         hold = StageResult(0, Reason.SCALING_DISABLED, "the target is scaled to zero: autoscaling is disabled")
-        return _finish(spec, state, pred, t, mode, current, 0, Reason.SCALING_DISABLED, hold.message, hold, hold,
-                       hold, hold, False, state.recommendations, ("False", Reason.SCALING_DISABLED, hold.message),
-                       _READY_FOR_NEW_SCALE)
+        return _finish(spec, state, t, StagesOutcome(
+            pred, current, 0, Reason.SCALING_DISABLED, hold.message, reactive=hold, merged=hold, after_behavior=hold,
+            bounded=hold, limited=False, recommendations=state.recommendations,
+            scaling_active=("False", Reason.SCALING_DISABLED, hold.message), able=_READY_FOR_NEW_SCALE))
     if current > hi or current < lo:
         # horizontal.go: "Current number of replicas above Spec.MaxReplicas" / "below Spec.MinReplicas":
         # brought inside the bounds directly, no metrics, no behavior.
@@ -130,9 +160,10 @@ def decide(
         which = f"maxReplicas ({hi})" if current > hi else f"minReplicas ({lo})"
         msg = f"current replicas {current} outside the bounds: set to {which}"
         stage = StageResult(desired, reason, msg)
-        return _finish(spec, state, pred, t, mode, current, desired, reason, msg,
-                       StageResult(None, reason, "not computed: " + msg), stage, stage, stage, True,
-                       state.recommendations, ("True", reason, msg), ("ReadyForNewScale", msg))
+        return _finish(spec, state, t, StagesOutcome(
+            pred, current, desired, reason, msg, reactive=StageResult(None, reason, "not computed: " + msg),
+            merged=stage, after_behavior=stage, bounded=stage, limited=True, recommendations=state.recommendations,
+            scaling_active=("True", reason, msg), able=("ReadyForNewScale", msg)))
 
     tol = reactive_stage.tolerances_for(spec)
     reactive = reactive_stage.recommend(spec, reactive_inputs, tol)
@@ -188,15 +219,17 @@ def decide(
                     f"the highest recent recommendation ({stabilized}, wanted {recommended})")
     else:
         able = _READY_FOR_NEW_SCALE
-    return _finish(spec, state, pred, t, mode, current, desired, reason, message, reactive, merged, after_behavior,
-                   bounded, limited, recs, active, able)
+    return _finish(spec, state, t, StagesOutcome(
+        pred, current, desired, reason, message, reactive=reactive, merged=merged, after_behavior=after_behavior,
+        bounded=bounded, limited=limited, recommendations=recs, scaling_active=active, able=able))
 
 
-def _finish(spec: PredictiveAutoscalerSpec, state: PolicyState, pred: predictive_stage.PredictiveResult, t: float,
-            mode: str, current: int, desired: int, reason: str, message: str, reactive: StageResult,
-            merged: StageResult, after_behavior: StageResult, bounded: StageResult, limited: bool, recs: tuple,
-            active: tuple[str, str, str], able: tuple[str, str]) -> tuple[Decision, PolicyState]:
+def _finish(spec: PredictiveAutoscalerSpec, state: PolicyState, t: float,
+            out: StagesOutcome) -> tuple[Decision, PolicyState]:
     """The Decision and the next state, once the stages have run (every path but Off ends here)."""
+    mode = spec.mode
+    current, desired, able, active, bounded, pred = out.current, out.desired, out.able, out.scaling_active, \
+        out.bounded, out.predictive
     act = mode == "Auto" and desired != current
     events = state.scale_events
     if act:
@@ -204,11 +237,11 @@ def _finish(spec: PredictiveAutoscalerSpec, state: PolicyState, pred: predictive
     conditions = (
         _ABLE_READY if able is _READY_FOR_NEW_SCALE else Condition("AbleToScale", "True", able[0], able[1]),
         Condition("ScalingActive", active[0], active[1], active[2]),  # type: ignore[arg-type]
-        Condition("ScalingLimited", "True", bounded.reason, bounded.message) if limited else _NOT_LIMITED,
+        Condition("ScalingLimited", "True", bounded.reason, bounded.message) if out.limited else _NOT_LIMITED,
         Condition("ForecastHealthy", "True" if pred.healthy else "False", pred.health_reason, pred.health_message),
     )
-    # Positional, in Decision's field order: keywords cost a fifth more on this 17-field tuple.
-    decision = Decision(desired, current, reason, message, act, mode, reactive, pred.stage, merged, after_behavior,
-                        bounded, limited, pred.healthy, pred.health_reason, pred.health_message, pred.live_error,
-                        conditions)
-    return decision, PolicyState(recs, events, pred.pending, pred.outcomes)
+    # Positional, in Decision's field order: keywords cost twice as much on this 17-field tuple.
+    decision = Decision(desired, current, out.reason, out.message, act, mode, out.reactive, pred.stage, out.merged,
+                        out.after_behavior, bounded, out.limited, pred.healthy, pred.health_reason,
+                        pred.health_message, pred.live_error, conditions)
+    return decision, PolicyState(out.recommendations, events, pred.pending, pred.outcomes)

@@ -1,8 +1,9 @@
 """Stage 2, predictive: the forecast one lead time ahead -> replicas, or abstain with a reason.
 
 For each configured signal: the chosen quantile's maximum over the bins overlapping
-[now + lead, now + lead + interval] (the same overlap rule as contract.Forecast.window_max), through
-the capacity model. A signal's forecast is unusable when it is
+[now + lead, now + lead + interval] (forecaster.contract.window, the rule Forecast.window_max and the
+service's external metrics use too), through the capacity model (forecaster.contract.capacity). A
+signal's forecast is unusable when it is
 - missing (ForecastMissing): none given, the quantile absent, a non-finite value;
 - stale (ForecastStale): generated more than forecast.maxAge ago, or its points end before the
   window does (a horizon too short for the lead time);
@@ -22,12 +23,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import NamedTuple
 from functools import lru_cache
+from typing import NamedTuple
 
-from forecaster.contract import Forecast, quantile_key
-from controller.policy import capacity as capacity_model
-from controller.policy.memo import IdentityMemo, TupleMemo
 from controller.policy.spec import CapacitySpec, PredictiveAutoscalerSpec
 from controller.policy.types import (
     MAX_OUTCOMES_PER_SIGNAL,
@@ -39,6 +37,9 @@ from controller.policy.types import (
     Reason,
     StageResult,
 )
+from forecaster.contract import Forecast, quantile_key
+from forecaster.contract.capacity import replicas_for_loads
+from forecaster.contract.window import overlapping_bins
 
 
 class PredictiveResult(NamedTuple):
@@ -64,76 +65,10 @@ def _key(q: float) -> str:
     return quantile_key(q)
 
 
-class _Settings(NamedTuple):
-    """What the stage reads of a spec, derived once per spec object (memo.py)."""
-
-    configured: bool                 # spec.forecast and spec.capacity are both set
-    signals: tuple[str, ...]         # spec.forecast_signals
-    key: str                         # the quantile's key, "0.9"
-    per_replica: dict[str, float]    # forecast signal -> its capacity.perReplica rate
-    per_replica_text: dict[str, str]  # the same rates as the message writes them (:.4g)
-    utilization_text: str            # " at 80% utilization"
-
-
-def _settings(spec: PredictiveAutoscalerSpec) -> _Settings:
-    fc, cap = spec.forecast, spec.capacity
-    if fc is None or cap is None:
-        return _Settings(False, spec.forecast_signals, "", {}, {}, "")
-    signals = spec.forecast_signals
-    # Only the forecast signals reach the capacity model (the rates come from their forecasts).
-    per = {s: r for s in signals if (r := cap.per_replica.rate(s)) is not None}
-    return _Settings(True, signals, _key(fc.quantile), per, {s: f"{r:.4g}" for s, r in per.items()},
-                     f" at {cap.target_utilization:.0%} utilization")
-
-
-_SETTINGS: IdentityMemo[_Settings] = IdentityMemo(_settings)
-
-
-class ForecastView:
-    """A Forecast's numbers as the stage reads them, derived once per Forecast object (memo.py).
-
-    Times are Unix seconds computed exactly as the stage did from the datetimes
-    (`datetime.timestamp()`), so every comparison gives the same result. A quantile's values are
-    read from the points the first time a key is asked for; from the second time on, from a column
-    (a tuple over the points, None where a point lacks the quantile) built then: a forecast seen
-    once costs no more than reading its window, one seen at every sync is indexed once.
-    """
-
-    __slots__ = ("n", "step", "generated", "first", "last_end", "_columns")
-
-    def __init__(self, forecast: Forecast) -> None:
-        points = forecast.points
-        self.n = len(points)
-        self.step = forecast.step_seconds
-        self.generated = forecast.generated_at.timestamp()
-        self.first = points[0].timestamp.timestamp() if points else math.nan
-        self.last_end = points[-1].timestamp.timestamp() + self.step if points else math.nan
-        # key -> None (asked once) or (the column, whether every point has the key)
-        self._columns: dict[str, tuple[tuple[float | None, ...], bool] | None] = {}
-
-    def window(self, forecast: Forecast, key: str, lo: int, hi: int) -> tuple[float, ...] | list[float]:
-        """The quantile `key` of bins lo..hi (0 <= lo <= hi < n). Raises KeyError when one lacks it.
-
-        `forecast` is the Forecast this view was made from (not kept here, so the memo never keeps
-        a forecast's points alive).
-        """
-        columns = self._columns
-        found = columns.get(key)
-        if found is None:
-            if key not in columns:
-                columns[key] = None  # first use: read the window's points only
-                points = forecast.points
-                return [points[i].quantiles[key] for i in range(lo, hi + 1)]
-            values = tuple(p.quantiles.get(key) for p in forecast.points)
-            found = columns[key] = (values, None not in values)
-        values, complete = found
-        window = values[lo:hi + 1]
-        if not complete and None in window:
-            raise KeyError(key)
-        return window
-
-
-_VIEWS: IdentityMemo[ForecastView] = IdentityMemo(ForecastView)
+def _per_replica(signals: tuple[str, ...], cap: CapacitySpec) -> dict[str, float]:
+    """Forecast signal -> its capacity.perReplica rate: only the forecast signals reach the capacity
+    model (the rates come from their forecasts)."""
+    return {s: r for s in signals if (r := cap.per_replica.rate(s)) is not None}
 
 
 def score_matured(pending: tuple[PendingForecast, ...], outcomes: tuple[ForecastOutcome, ...],
@@ -198,68 +133,31 @@ def live_errors(outcomes: tuple[ForecastOutcome, ...], signals: tuple[str, ...],
     return result
 
 
-class _LiveErrorSummary(NamedTuple):
-    errors: dict[str, float]  # live_errors(); copied before it leaves the stage
-    shown: str                # "requests 5%, prompt_tokens 7%", as the ForecastHealthy message lists them
-
-
-def _live_error_summary(outcomes: tuple[ForecastOutcome, ...], signals: tuple[str, ...], samples: int,
-                        min_samples: int) -> _LiveErrorSummary:
-    errors = live_errors(outcomes, signals, samples, min_samples)
-    return _LiveErrorSummary(errors, ", ".join(f"{s} {errors[s]:.0%}" for s in signals if s in errors))
-
-
-# The outcomes tuple is passed on unchanged by every sync where no forecast matures (3 of 4 at a
-# 15 s sync and 1-minute bins), so its live errors are computed once per tuple.
-_LIVE_ERRORS: TupleMemo[_LiveErrorSummary] = TupleMemo(_live_error_summary)
-
-
-def _window_max(forecast: Forecast, key: str, start: float, end: float, first: float | None = None) -> float | None:
-    """contract.Forecast.window_max on Unix seconds, with the points' regular spacing used to index.
+def window_max(forecast: Forecast, key: str, start: float, end: float) -> float | None:
+    """The quantile `key`'s maximum over the bins overlapping [start, end] (Unix seconds): the
+    contract's Forecast.window_max on floats, by the same rule (forecaster.contract.window).
 
     None when no bin overlaps. Raises KeyError when the quantile is absent from a bin in the window.
-    `first` is the first point's Unix time when the caller has it already.
+    max() keeps the first of equal values and never replaces a value by a NaN, nor a NaN in the
+    window's first bin (the stage then abstains on the non-finite value).
     """
-    view = _VIEWS(forecast)
-    return _view_window_max(forecast, view, key, start, end, view.first if first is None else first)
-
-
-def _view_window_max(forecast: Forecast, view: ForecastView, key: str, start: float, end: float,
-                     first: float) -> float | None:
-    step = view.step
-    n = view.n
-    # A bin stamped t overlaps [start, end] when t <= end and t + step > start: the first such bin
-    # is floor((start - first) / step), the last floor((end - first) / step); one correction step
-    # each guards the float division at exact bin edges.
-    lo = max(0, math.floor((start - first) / step))
-    if lo > 0 and first + lo * step > start:
-        lo -= 1
-    if first + (lo + 1) * step <= start:
-        lo += 1
-    hi = min(n - 1, math.floor((end - first) / step))
-    if hi + 1 < n and first + (hi + 1) * step <= end:
-        hi += 1
-    elif hi >= 0 and first + hi * step > end:
-        hi -= 1
-    if lo > hi:
+    points = forecast.points
+    if not points:
         return None
-    # max() keeps the first of equal values and, like the comparison loop it replaces
-    # (`if value > best`), never replaces by a NaN, nor replaces a NaN in the first bin.
-    return max(view.window(forecast, key, lo, hi))
+    lo, hi = overlapping_bins(points[0].timestamp.timestamp(), forecast.step_seconds, len(points), start, end)
+    return max([points[i].quantiles[key] for i in range(lo, hi)], default=None)
 
 
 def recommend(spec: PredictiveAutoscalerSpec, inputs: PredictiveInputs | None,
               pending: tuple[PendingForecast, ...], outcomes: tuple[ForecastOutcome, ...],
               now: float) -> PredictiveResult:
     """The predictive recommendation and the updated live-error bookkeeping."""
-    settings = _SETTINGS(spec)
-    if not settings.configured:
+    fc, cap = spec.forecast, spec.capacity
+    if fc is None or cap is None:
         msg = "spec.forecast is not set"
         return PredictiveResult(StageResult(None, Reason.FORECAST_NOT_CONFIGURED, msg), False,
                                 Reason.FORECAST_NOT_CONFIGURED, msg, {}, pending, outcomes)
-    fc = spec.forecast
-    cap = spec.capacity
-    signals = settings.signals
+    signals = spec.forecast_signals
     if inputs is None:
         msg = "no forecast inputs this sync"
         return PredictiveResult(StageResult(None, Reason.FORECAST_MISSING, msg), False, Reason.FORECAST_MISSING,
@@ -270,10 +168,9 @@ def recommend(spec: PredictiveAutoscalerSpec, inputs: PredictiveInputs | None,
         raise PolicyInputError(f"predictive.lead_time_seconds must be a finite number >= 0, got {lead!r}")
 
     pending, outcomes = score_matured(pending, outcomes, inputs.observed_rates, cap, now, fc.live_error_samples)
-    summary = _LIVE_ERRORS(outcomes, signals, fc.live_error_samples, fc.live_error_min_samples)
-    errors = dict(summary.errors)
+    errors = live_errors(outcomes, signals, fc.live_error_samples, fc.live_error_min_samples)
 
-    key = settings.key
+    key = _key(fc.quantile)
     start = now + lead
     end = start + fc.interval_seconds
     rates: dict[str, float] = {}
@@ -287,24 +184,25 @@ def recommend(spec: PredictiveAutoscalerSpec, inputs: PredictiveInputs | None,
             continue
         if forecast.signal != signal:
             raise PolicyInputError(f"predictive.forecasts[{signal!r}] holds a forecast of {forecast.signal!r}")
-        view = _VIEWS(forecast)  # the forecast's times and columns, derived once per Forecast object
-        if not view.n:
+        points = forecast.points
+        n = len(points)
+        if not n:
             problems.append((Reason.FORECAST_MISSING, f"the {signal} forecast has no points"))
             continue
-        age = now - view.generated
+        age = now - forecast.generated_at.timestamp()
         if age > fc.max_age_seconds:
             problems.append((Reason.FORECAST_STALE, f"the {signal} forecast is {age:.0f} s old "
                                                      f"(maxAge {fc.max_age_seconds:.0f} s)"))
             continue
-        step = view.step
-        last_end = view.last_end
+        step = forecast.step_seconds
+        first = points[0].timestamp.timestamp()
+        last_end = points[-1].timestamp.timestamp() + step
         if last_end <= end:
             problems.append((Reason.FORECAST_STALE, f"the {signal} forecast ends at {_hhmm(last_end)}, before the "
                                                      f"window [{_hhmm(start)}, {_hhmm(end)}] does"))
             continue
-        first = view.first
         try:
-            value = _view_window_max(forecast, view, key, start, end, first)
+            value = window_max(forecast, key, start, end)
         except KeyError:
             problems.append((Reason.FORECAST_MISSING, f"the {signal} forecast has no quantile {key} "
                                                        f"(has {sorted(forecast.points[0].quantiles)})"))
@@ -317,13 +215,13 @@ def recommend(spec: PredictiveAutoscalerSpec, inputs: PredictiveInputs | None,
         # one per signal and bin: none if a remembered bin (of this or an earlier, possibly
         # differently aligned forecast) already covers now + lead.
         index = math.floor((start - first) / step)
-        if 0 <= index < view.n:
+        if 0 <= index < n:
             target = first + index * step
             for p in new_pending:
                 if p.target <= start < p.target + p.step and p.signal == signal:
                     break
             else:
-                mean = forecast.points[index].mean
+                mean = points[index].mean
                 if math.isfinite(mean):
                     new_pending.append(PendingForecast(signal, target, float(step), float(mean)))
         err = errors.get(signal)
@@ -339,7 +237,7 @@ def recommend(spec: PredictiveAutoscalerSpec, inputs: PredictiveInputs | None,
     healthy = not problems
     if healthy:
         health_reason = Reason.FORECAST_HEALTHY
-        shown = summary.shown
+        shown = ", ".join(f"{s} {errors[s]:.0%}" for s in signals if s in errors)
         health_message = f"forecasts fresh; median live error {shown}" if shown else \
             "forecasts fresh; live error not judged yet"
     else:
@@ -349,12 +247,13 @@ def recommend(spec: PredictiveAutoscalerSpec, inputs: PredictiveInputs | None,
         stage = StageResult(None, health_reason, health_message)
         return PredictiveResult(stage, healthy, health_reason, health_message, errors, pending_out, outcomes)
 
-    replicas, binding, load = capacity_model.replicas_for_loads(rates, settings.per_replica, cap.target_utilization,
-                                                                cap.combine == "Sum")
+    per_replica = _per_replica(signals, cap)
+    replicas, binding, load = replicas_for_loads(rates, per_replica, cap.target_utilization, cap.combine)
     # binding is never None here: every forecast signal has a perReplica rate (the spec checks it).
+    assert binding is not None
     message = (f"q{key} of {binding} {lead:.0f}-{lead + fc.interval_seconds:.0f} s ahead is {rates[binding]:.4g}/s: "
-               f"{load:.2f} replicas at {settings.per_replica_text[binding]}/s each, {replicas}"
-               f"{settings.utilization_text}")
+               f"{load:.2f} replicas at {per_replica[binding]:.4g}/s each, {replicas}"
+               f" at {cap.target_utilization:.0%} utilization")
     if problems:
         message += f" (without {', '.join(m for _, m in problems)})"
     return PredictiveResult(StageResult(replicas, Reason.PREDICTED, message), healthy, health_reason,

@@ -18,7 +18,6 @@ import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from controller.policy.memo import IdentityMemo
 from controller.policy.spec import DEFAULT_TOLERANCE, MetricSpec, PredictiveAutoscalerSpec
 from controller.policy.types import MetricObservation, PolicyInputError, ReactiveInputs, Reason, StageResult
 
@@ -36,20 +35,12 @@ class Tolerances:
         return self.low <= ratio <= self.high
 
 
-def _tolerances(spec: PredictiveAutoscalerSpec) -> Tolerances:
+def tolerances_for(spec: PredictiveAutoscalerSpec) -> Tolerances:
+    """behavior.scaleUp/scaleDown.tolerance (Kubernetes 1.33), each falling back to the global 0.1."""
     b = spec.behavior
     down = b.scale_down.tolerance if b is not None and b.scale_down.tolerance is not None else DEFAULT_TOLERANCE
     up = b.scale_up.tolerance if b is not None and b.scale_up.tolerance is not None else DEFAULT_TOLERANCE
     return Tolerances(scale_down=down, scale_up=up)
-
-
-def tolerances_for(spec: PredictiveAutoscalerSpec) -> Tolerances:
-    """behavior.scaleUp/scaleDown.tolerance (Kubernetes 1.33), each falling back to the global 0.1.
-
-    The same Tolerances object for the same spec object (derived once, see memo.py); treat it as
-    read-only.
-    """
-    return _PLANS(spec).tolerances
 
 
 _CONDITIONS = frozenset(("Ready", "Unready", "Ignored"))
@@ -81,7 +72,7 @@ _AVERAGE = 3          # Object / External with an AverageValue target
 
 
 class MetricPlan(NamedTuple):
-    """What the calculation needs of one MetricSpec, derived once per spec (see memo.py)."""
+    """What the calculation needs of one MetricSpec: its kind and target in milli-units."""
 
     kind: int
     target_milli: int      # milli(target value or averageValue); 0 for Utilization
@@ -98,29 +89,6 @@ def metric_plan(metric: MetricSpec) -> MetricPlan:
     if target.type == "Value":
         return MetricPlan(_VALUE, milli(target.value), 0, metric)
     return MetricPlan(_AVERAGE, milli(target.average_value), 0, metric)
-
-
-class _SpecPlan:
-    """The metric plans and tolerances of one spec, and its metrics' display names as messages ask
-    for them (a controller that re-reads its spec every sync formats one name per sync, as before)."""
-
-    __slots__ = ("metrics", "tolerances", "any_pod_metric", "_names")
-
-    def __init__(self, spec: PredictiveAutoscalerSpec) -> None:
-        self.metrics = tuple(metric_plan(m) for m in spec.metrics)
-        self.tolerances = _tolerances(spec)
-        self.any_pod_metric = any(m.kind <= _POD_UTILIZATION for m in self.metrics)
-        self._names: list[str | None] = [None] * len(self.metrics)
-
-    def name(self, index: int) -> str:
-        """metrics[index].metric.display_name, formatted once."""
-        name = self._names[index]
-        if name is None:
-            name = self._names[index] = self.metrics[index].metric.display_name
-        return name
-
-
-_PLANS: IdentityMemo[_SpecPlan] = IdentityMemo(_SpecPlan)
 
 
 def group_pods(pods: Mapping[str, str]) -> tuple[list[str], list[str]]:
@@ -330,26 +298,27 @@ def recommend(spec: PredictiveAutoscalerSpec, inputs: ReactiveInputs, tol: Toler
     (InvalidMetricsHold), as the HPA refuses to scale down on partial information.
     """
     current = inputs.current_replicas
-    plan = _PLANS(spec)
+    plans = [metric_plan(m) for m in spec.metrics]
     # The pods grouped once for every Pods/Resource metric (the HPA groups them per metric, the
     # same way each time).
-    groups = group_pods(inputs.pods) if plan.any_pod_metric else None
+    groups = group_pods(inputs.pods) if any(p.kind <= _POD_UTILIZATION for p in plans) else None
     best: int | None = None
     best_index = -1
     best_ratio = 0.0
     all_within = True
     invalid: list[str] = []
-    for index, (metric, obs) in enumerate(zip(plan.metrics, inputs.metrics)):
+    for index, (metric, obs) in enumerate(zip(plans, inputs.metrics)):
         try:
             replicas, ratio = _planned_replicas(metric, obs, inputs, tol, groups)
         except MetricInvalid as err:
-            invalid.append(f"{plan.name(index)}: {err}")
+            invalid.append(f"{metric.metric.display_name}: {err}")
             continue
         if replicas != current:
             all_within = False
         if best is None or replicas > best:
             best, best_index, best_ratio = replicas, index, ratio
-    best_name = plan.name(best_index) if best_index >= 0 else ""
+    # Formatted for the message only: display_name builds a string.
+    best_name = plans[best_index].metric.display_name if best_index >= 0 else ""
     if best is None:
         return StageResult(None, Reason.METRICS_UNAVAILABLE,
                            f"no valid metric ({len(invalid)} of {len(spec.metrics)} invalid): {'; '.join(invalid)}")

@@ -9,9 +9,9 @@ HPA can be pasted in.
 
 Units after parsing:
 - Kubernetes quantities ("500m", "2", "1Gi", "1e3") are floats (0.5, 2.0, 1073741824.0, 1000.0);
-- durations ("5m", "300s", "1h30m", Go's time.ParseDuration syntax) are float seconds, in fields whose
-  Python name ends in `_seconds` (the CRD name has no suffix: `syncPeriod`); `lead_time` is seconds or
-  the string "auto".
+- durations ("5m", "300s", "1h30m", "14d": Go's time.ParseDuration syntax plus d and w, the one
+  grammar of forecaster.contract.durations) are float seconds, in fields whose Python name ends in
+  `_seconds` (the CRD name has no suffix: `syncPeriod`); `lead_time` is seconds or the string "auto".
 In JSON mode (`model_dump(mode="json", by_alias=True)`) both are written back as Kubernetes strings,
 so a dump validates again and matches the CRD schema that `model_json_schema(by_alias=True)` emits.
 """
@@ -34,6 +34,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from forecaster.contract import Signal
+from forecaster.contract.durations import DURATION_PATTERN, format_go, parse_seconds
 
 API_GROUP = "prescaler.dev"
 API_VERSION = "prescaler.dev/v1alpha1"
@@ -105,48 +106,19 @@ Quantity = Annotated[
 ]
 
 # ---------------------------------------------------------------------------------------------------
-# Durations (Go's time.ParseDuration syntax, as Kubernetes and Prometheus users write them)
+# Durations: the one grammar of forecaster.contract.durations (Go's time.ParseDuration syntax, as
+# Kubernetes users write it, plus d and w), shared with the service config and the CLI.
 # ---------------------------------------------------------------------------------------------------
-
-DURATION_PATTERN = r"^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$"
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
-_DURATION_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def parse_duration_seconds(value: object) -> float:
-    """A Go duration ("15s", "5m", "1h30m", "0") or a number of seconds -> float seconds (>= 0)."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as \"15s\", \"5m\" or \"1h30m\", got {value!r}")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str):
-        if value == "0":
-            return 0.0
-        parts = _DURATION_PART.findall(value)
-        if not parts or "".join(n + u for n, u in parts) != value:
-            raise ValueError(
-                f"{value!r} is not a duration: expected a number and a unit (ns, us, ms, s, m, h), "
-                "possibly repeated, e.g. \"15s\", \"5m\", \"1h30m\""
-            )
-        seconds = sum(float(n) * _DURATION_UNIT[u] for n, u in parts)
-    else:
-        raise ValueError(f"expected a duration string such as \"5m\", got {type(value).__name__} {value!r}")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"duration {value!r} must be a finite number of seconds >= 0")
-    return seconds
+    """A duration ("15s", "5m", "1h30m", "14d", "0") or a number of seconds -> float seconds (>= 0)."""
+    return parse_seconds(value)
 
 
 def format_duration_seconds(seconds: float) -> str:
     """Seconds back to the shortest exact Go duration: 300.0 -> "5m", 5400 -> "1h30m", 0.5 -> "500ms"."""
-    if seconds == 0:
-        return "0"
-    if not float(seconds).is_integer():
-        millis = seconds * 1000
-        return f"{int(millis)}ms" if float(millis).is_integer() else f"{seconds!r}s"
-    whole = int(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return "".join(f"{n}{u}" for n, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if n)
+    return format_go(seconds)
 
 
 Duration = Annotated[

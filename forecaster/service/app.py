@@ -19,8 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pydantic import BaseModel
 
 from forecaster.contract import Forecast, WorkloadForecast, quantile_key
+from forecaster.contract.durations import parse_timedelta
 from forecaster.registry import ModelCard
-from forecaster.series import parse_duration
 from forecaster.service import external_metrics as em
 from forecaster.service.cache import slice_forecast
 from forecaster.service.retrain import RetrainDecision
@@ -162,7 +162,8 @@ def _parse_duration(field: str, raw: str | None, default: float, *, step: int, m
         seconds = default
     else:
         try:
-            seconds = parse_duration(raw).total_seconds()
+            # The CRD's grammar, positive: a zero horizon or step asks for nothing.
+            seconds = parse_timedelta(raw).total_seconds()
         except ValueError as error:
             raise _unprocessable(field, str(error), raw) from None
     if seconds > maximum:

@@ -7,14 +7,15 @@ never see a half-updated workload. Requests never compute a forecast; they slice
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
-from forecaster.contract import Forecast, ForecastPoint, WorkloadForecast, quantile_key
+from forecaster.contract import Forecast, ForecastPoint, Signal, WorkloadForecast, quantile_key
+from forecaster.contract.capacity import replicas_for_loads
+from forecaster.contract.window import overlapping_bins
 from forecaster.service.config import WorkloadSettings
 
 
@@ -52,7 +53,7 @@ def frame_to_forecast(
         for ts, row in frame.iterrows()
     ]
     return Forecast(
-        workload=workload, signal=signal, model=model, model_version=version,  # type: ignore[arg-type]
+        workload=workload, signal=signal, model=model, model_version=version,
         generated_at=generated_at, step_seconds=step_seconds, points=points,
     )
 
@@ -64,28 +65,14 @@ def scaling_window(workload: WorkloadSettings, now: datetime) -> tuple[datetime,
 
 
 def overlapping(forecast: Forecast, start: datetime, end: datetime, *, include_end: bool) -> slice:
-    """The points whose bin [t, t + step) overlaps [start, end] (include_end) or [start, end).
-
-    Found by arithmetic on the regular grid (the contract guarantees it) instead of a scan: this
-    runs on every HPA and KEDA request, and a scan of a day of bins was most of its time.
-    """
+    """The points whose bin [t, t + step) overlaps [start, end] (include_end) or [start, end): the
+    contract's window rule (forecaster.contract.window), arithmetic on the regular grid."""
     points = forecast.points
     if not points:
         return slice(0, 0)
-    step = forecast.step_seconds
-    first = points[0].timestamp.timestamp()
-    lo = math.floor((start.timestamp() - first) / step)  # first i with t_i + step > start
-    y = (end.timestamp() - first) / step
-    hi = math.floor(y) + 1 if include_end else math.ceil(y)  # t_i <= end, or t_i < end
-    n = len(points)
-    return slice(min(max(lo, 0), n), min(max(hi, 0), n))
-
-
-def window_max(forecast: Forecast, start: datetime, end: datetime, q: float) -> float | None:
-    """Forecast.window_max (bins overlapping [start, end]) without scanning every point."""
-    key = quantile_key(q)
-    chosen = forecast.points[overlapping(forecast, start, end, include_end=True)]
-    return max((p.quantiles[key] for p in chosen), default=None)
+    lo, hi = overlapping_bins(points[0].timestamp.timestamp(), forecast.step_seconds, len(points),
+                              start.timestamp(), end.timestamp(), include_end=include_end)
+    return slice(lo, hi)
 
 
 def forecast_value(entry: CachedForecast, workload: WorkloadSettings, signal: str, now: datetime) -> float | None:
@@ -94,23 +81,24 @@ def forecast_value(entry: CachedForecast, workload: WorkloadSettings, signal: st
     if forecast is None:
         return None
     start, end = scaling_window(workload, now)
-    return window_max(forecast, start, end, workload.quantile)
+    return forecast.window_max(start, end, workload.quantile)
 
 
 def desired_replicas(entry: CachedForecast, workload: WorkloadSettings, now: datetime) -> int | None:
-    """ceil(sum over signals of rate / per_replica / target_utilisation), within [min, max].
+    """The controller's capacity model (forecaster.contract.capacity) on the scaling window's
+    forecasts: ceil(max, or with `combine: Sum` the sum, over signals of rate / per_replica /
+    target_utilization), within [min_replicas, max_replicas].
 
-    None when any signal with a capacity is not covered: a partial sum would under-provision.
+    None when any signal with a capacity is not covered: the others alone could under-provision.
     """
     capacity = workload.capacity
-    total = 0.0
-    for signal, per_replica in capacity.per_replica.items():
+    rates: dict[Signal, float] = {}
+    for signal in capacity.per_replica:
         value = forecast_value(entry, workload, signal, now)
         if value is None:
             return None
-        total += value / per_replica / capacity.target_utilisation
-    # A hair of tolerance so 3.0000000001 from float noise stays 3 replicas.
-    replicas = math.ceil(total - 1e-9)
+        rates[signal] = value
+    replicas, _, _ = replicas_for_loads(rates, capacity.per_replica, capacity.target_utilization, capacity.combine)
     return max(capacity.min_replicas, min(capacity.max_replicas, replicas))
 
 

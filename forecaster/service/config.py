@@ -24,20 +24,19 @@ from pydantic import (
 )
 
 from forecaster.contract import DEFAULT_QUANTILES, SIGNALS, Signal, quantile_key
+from forecaster.contract.capacity import Combine
+from forecaster.contract.durations import parse_timedelta
 from forecaster.errors import ForecasterError
 from forecaster.prometheus.config import PrometheusConfig
-from forecaster.series import SUPPORTED_BIN_SECONDS, bin_seconds, parse_duration
+from forecaster.series import SUPPORTED_BIN_SECONDS, bin_seconds
 
 
 class ConfigError(ForecasterError, ValueError):
     """The service config is unreadable or invalid. The message names the file and each bad field."""
 
 
-def _duration(value: object) -> timedelta:
-    return parse_duration(value)  # type: ignore[arg-type]
-
-
-Duration = Annotated[timedelta, BeforeValidator(_duration)]
+# The CRD's grammar (forecaster.contract.durations), positive: a zero bin or window means nothing.
+Duration = Annotated[timedelta, BeforeValidator(parse_timedelta)]
 
 # Kubernetes label values and DNS-1123 labels: workload names appear in metric labels and URLs.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -85,12 +84,28 @@ class SignalSettings(_Strict):
 
 
 class CapacitySettings(_Strict):
-    """The capacity model: replicas = ceil(sum over signals of rate / per_replica / target_utilisation)."""
+    """The capacity model, the controller's (forecaster.contract.capacity, configs/capacity.md):
+    replicas = ceil(max over signals of rate / per_replica / target_utilization), or the sum with
+    `combine: Sum`, within [min_replicas, max_replicas]."""
 
     per_replica: dict[Signal, float] = Field(description="sustainable rate per replica, per second")
-    target_utilisation: float = Field(default=0.8, gt=0.0, le=1.0)
+    target_utilization: float = Field(default=0.8, gt=0.0, le=1.0)
+    combine: Combine = Field(
+        default="Max", description="how the signals' loads combine: Max (rates measured together, at the SLO, "
+        "with the workload's mix) or Sum (each rate measured alone); see configs/capacity.md",
+    )
     min_replicas: int = Field(default=1, ge=0)
     max_replicas: int = Field(default=10, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_spelling(cls, data: object) -> object:
+        # One spelling across the project (the CRD's targetUtilization): say so, not "extra input".
+        if isinstance(data, dict) and "target_utilisation" in data:
+            raise ValueError(
+                f"target_utilisation ({data['target_utilisation']!r}) is spelt target_utilization; rename the key"
+            )
+        return data
 
     @field_validator("per_replica")
     @classmethod

@@ -14,11 +14,10 @@ from collections.abc import Sequence
 from concurrent.futures import Executor
 from datetime import timedelta
 
-from forecaster.contract import WorkloadForecast
+from forecaster.contract import Clock, WorkloadForecast, system_clock
 from forecaster.errors import ForecasterError
 from forecaster.service.cache import slice_forecast
 from forecaster.service.config import ServiceConfig
-from forecaster.service.scheduler import Clock, system_clock
 from forecaster.service.server import build_service
 
 

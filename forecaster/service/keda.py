@@ -4,7 +4,7 @@ ScaledObject trigger metadata (scalerMetadata):
   workload        the service's workload name (required)
   metric          "prescaler-desired-replicas" (default) or "prescaler-forecast-<signal>"
   targetSize      the per-replica target for a forecast metric; default: the workload's capacity
-                  (per_replica rate x target_utilisation); always 1 for desired replicas
+                  (per_replica rate x target_utilization); always 1 for desired replicas
   activationValue IsActive is true when the metric exceeds this (default 0)
 
 KEDA builds an HPA whose target is AverageValue = targetSize, so the HPA computes
@@ -79,7 +79,7 @@ class ExternalScaler(pb_grpc.ExternalScalerServicer):
         w = self.state.workload(workload)
         default = None
         if signal in w.capacity.per_replica:
-            default = w.capacity.per_replica[signal] * w.capacity.target_utilisation
+            default = w.capacity.per_replica[signal] * w.capacity.target_utilization
         target = _float(metadata, "targetSize", default)
         if target is None or target <= 0:
             raise ScalerMetadataError(

@@ -16,7 +16,7 @@ import functools
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -217,7 +217,3 @@ def run_job(job: Job) -> JobResult:
                                   serving_score=serving_score, version=card.version), card)
     except Exception as error:  # noqa: BLE001 - a worker must report, never crash the service
         return JobResult(decision("failed", f"{type(error).__name__}: {error}"), None)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)

@@ -14,12 +14,13 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from forecaster.contract import Clock, system_clock
 from forecaster.errors import RegistryError
 from forecaster.registry import ModelCard, Registry
 from forecaster.series import to_rate
@@ -29,16 +30,9 @@ from forecaster.service.decisions import DecisionLog, read_decisions
 from forecaster.service.history import HistorySource, floor_time
 from forecaster.service.retrain import Job, JobResult, RetrainDecision, objective_name, run_job
 
-__all__ = ["Scheduler", "Serving", "WorkloadState", "read_decisions", "system_clock"]
+__all__ = ["Scheduler", "Serving", "WorkloadState", "read_decisions"]
 
 log = logging.getLogger("prescaler.forecaster.service")
-
-Clock = Callable[[], datetime]
-
-
-def system_clock() -> datetime:
-    return datetime.now(timezone.utc)
-
 
 @dataclass
 class Serving:

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from forecaster.contract import Clock, system_clock
 from forecaster.registry import Registry
 from forecaster.service.app import _load_token, create_app
 from forecaster.service.cache import ForecastCache
 from forecaster.service.config import ServiceConfig
 from forecaster.service.decisions import DecisionLog
 from forecaster.service.history import HistorySource, make_source
-from forecaster.service.scheduler import Clock, Scheduler, system_clock
+from forecaster.service.scheduler import Scheduler
 from forecaster.service.state import ServiceState
 
 log = logging.getLogger("prescaler.forecaster.service")

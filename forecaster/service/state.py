@@ -7,11 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from forecaster.contract import Clock
 from forecaster.errors import ForecasterError
 from forecaster.service.cache import CachedForecast, desired_replicas, forecast_value
 from forecaster.service.config import ServiceConfig, WorkloadSettings
 from forecaster.service.external_metrics import DESIRED_REPLICAS, FORECAST_PREFIX, signal_of_metric
-from forecaster.service.scheduler import Clock, Scheduler
+from forecaster.service.scheduler import Scheduler
 
 
 class UnknownWorkload(ForecasterError, KeyError):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 import urllib.request
 
+import pytest
+
 from controller.loop import AutoscalerCache, Controller
 from controller.server import ControllerMetrics, Health, serve
 
@@ -112,3 +114,47 @@ def test_cache_relists_after_an_error(kube, prom) -> None:
         assert [o["metadata"]["name"] for o in cache.items()] == ["a"]
     finally:
         cache.stop()
+
+
+@pytest.mark.parametrize(
+    "overrides, period",
+    [
+        pytest.param({}, 15, id="default-15s"),
+        pytest.param({"syncPeriod": "1m"}, 60, id="one-minute"),
+        pytest.param({"syncPeriod": "2m30s"}, 150, id="compound"),
+        pytest.param({"syncPeriod": "0.25h"}, 900, id="fractional"),
+        # A spec that does not parse syncs at the default period, and each sync reports it (SpecValid).
+        pytest.param({"syncPeriod": "1m", "minReplicas": 30}, 15, id="invalid-spec-keeps-the-default"),
+    ],
+)
+def test_the_sync_period_is_the_parsed_specs(kube, clock, prom, overrides, period) -> None:
+    kube.create("apps/v1", "deployments", deployment(replicas=2))
+    kube.create(*PA, autoscaler(forecast=None, capacity=None, **overrides))
+    sync_pods(kube)
+    controller = Controller(make_reconciler(kube, prom, None), kube_client(kube), clock)
+    first = controller.step()
+    assert [o.key for o in first] == ["default/chat"]
+    assert (first[0].reason == "InvalidSpec") is ("minReplicas" in overrides)
+    clock.advance(period - 1)
+    assert controller.step() == [], f"not due {period - 1} s after the last sync"
+    clock.advance(1)
+    assert [o.key for o in controller.step()] == ["default/chat"], f"due {period} s after the last sync"
+
+
+def test_the_loop_and_the_sync_validate_an_unchanged_spec_once(kube, clock, prom, monkeypatch) -> None:
+    """The loop reads syncPeriod from the spec the sync parses (one SpecCache), not from the raw object."""
+    import controller.resource as resource
+
+    parses = []
+    real_parse = resource._parse_spec
+    monkeypatch.setattr(resource, "_parse_spec", lambda raw: parses.append(raw) or real_parse(raw))
+    kube.create("apps/v1", "deployments", deployment(replicas=2))
+    kube.create(*PA, autoscaler(forecast=None, capacity=None, syncPeriod="30s"))
+    sync_pods(kube)
+    controller = Controller(make_reconciler(kube, prom, None), kube_client(kube), clock)
+    synced = []
+    for _ in range(6):  # ticks at 0, 10, ..., 50 s: syncs at 0 and 30 s
+        synced.append(len(controller.step()))
+        clock.advance(10)
+    assert synced == [1, 0, 0, 1, 0, 0]
+    assert len(parses) == 1, "validated once, though the loop asked for syncPeriod at every tick"

@@ -19,14 +19,11 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 
-Clock = Callable[[], datetime]
+from forecaster.contract import Clock, system_clock
+
 Key = tuple[str, str, str, str]  # group, plural, namespace ("" when cluster-scoped), name
-
-
-def system_clock() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ def test_to_rate_refuses_a_finer_bin_and_an_unknown_signal() -> None:
     [
         pytest.param("1m", 60, id="1m"),
         pytest.param("5m", 300, id="5m"),
-        pytest.param("10min", 600, id="10min"),
+        pytest.param("10m", 600, id="10m"),
         pytest.param("30m", 1800, id="30m"),
         pytest.param("1h", 3600, id="1h"),
         pytest.param(600, 600, id="int-seconds"),
@@ -83,6 +83,9 @@ def test_supported_bins(bin, seconds) -> None:
         pytest.param("2h", "not supported", id="too-coarse"),
         pytest.param("10 parsecs", "is not like", id="garbage"),
         pytest.param("-5m", "is not like", id="negative-text"),
+        # The one grammar (forecaster.contract.durations) is Go's: no "min", no upper case.
+        pytest.param("10min", "'10min' is not like 90s, 15m", id="min-spelling"),
+        pytest.param("10M", "'10M' is not like", id="upper-case"),
         pytest.param(0, "must be positive", id="zero"),
     ],
 )

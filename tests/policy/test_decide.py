@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from controller.policy import decide
 from controller.policy.decide import merge
 from controller.policy.types import (
+    ForecastOutcome,
     MetricObservation,
     PolicyInputError,
     PolicyState,
@@ -22,6 +23,7 @@ from tests.policy.builders import (
     NOW,
     external_metric,
     flat_forecast,
+    forecast_spec,
     make_spec,
     pods_metric,
     predictive,
@@ -251,3 +253,19 @@ def test_conditions_report_stabilization_and_limit_together() -> None:
     assert conditions["AbleToScale"].reason == Reason.SCALE_DOWN_STABILIZED
     assert "(7, wanted 2)" in conditions["AbleToScale"].message
     assert (conditions["ScalingLimited"].status, conditions["ScalingLimited"].reason) == ("True", Reason.SCALE_DOWN_LIMITED)
+
+
+def test_a_decision_does_not_depend_on_the_calls_before_it() -> None:
+    """The same call gives the same Decision first, again, and after another autoscaler's call:
+    decide() keeps nothing between calls but what it returns."""
+    spec = predictive_spec([pods_metric()])
+    other = predictive_spec([pods_metric(average_value=3)], forecast=forecast_spec(quantile=0.5))
+    outcomes = tuple(ForecastOutcome("requests", T - 60 * (6 - i), 10.0, 10.0, 0.2) for i in range(6))
+    call = (reactive(4, [12.0] * 4), predictive({"requests": flat_forecast(30.0)}, {"requests": 29.0}),
+            PolicyState(outcomes=outcomes), NOW)
+    first = decide(spec, *call)
+    again = decide(spec, *call)
+    decide(other, *call)
+    after_other = decide(spec, *call)
+    assert first == again == after_other
+    assert first[0].to_dict() == after_other[0].to_dict()

@@ -9,11 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.policy import predictive as stage
-from controller.policy.types import PolicyInputError, Reason
+from controller.policy.types import ForecastOutcome, PolicyInputError, Reason
+from forecaster.contract import Forecast, ForecastPoint
 from tests.policy.builders import (
     NOW,
-    forecast_spec,
     flat_forecast,
+    forecast_spec,
     make_spec,
     predictive,
     predictive_spec,
@@ -77,7 +78,7 @@ def test_window_matches_contract_window_max() -> None:
     for offset in range(0, 1800, 17):
         start = NOW + timedelta(seconds=offset)
         end = start + timedelta(seconds=90)
-        assert stage._window_max(forecast, "0.9", start.timestamp(), end.timestamp()) == \
+        assert stage.window_max(forecast, "0.9", start.timestamp(), end.timestamp()) == \
             forecast.window_max(start, end, 0.9), offset
 
 
@@ -88,8 +89,44 @@ def test_window_max_agrees_with_the_contract(offset, width, step, n) -> None:
     forecast = shaped_forecast([float((i * 7) % 5) for i in range(n)], step=step)
     start = NOW + timedelta(seconds=offset)
     end = start + timedelta(seconds=width)
-    assert stage._window_max(forecast, "0.9", start.timestamp(), end.timestamp()) == \
+    assert stage.window_max(forecast, "0.9", start.timestamp(), end.timestamp()) == \
         forecast.window_max(start, end, 0.9)
+
+
+def _partly_quantified(missing_at: int) -> Forecast:
+    points = [ForecastPoint(timestamp=NOW + timedelta(minutes=i), mean=5.0,
+                            quantiles={"0.5": 5.0} if i == missing_at else {"0.5": 5.0, "0.9": 6.0 + i})
+              for i in range(20)]
+    return Forecast(workload="llm", signal="requests", model="test", generated_at=NOW, step_seconds=60, points=points)
+
+
+def test_a_quantile_missing_only_outside_the_window_does_not_matter() -> None:
+    forecast = _partly_quantified(missing_at=15)
+    assert stage.window_max(forecast, "0.9", T + 300, T + 360) == 6.0 + 6  # bins 5 and 6: 11, 12
+    with pytest.raises(KeyError):
+        stage.window_max(forecast, "0.9", T + 850, T + 960)  # bins 14..16 include the bare bin 15
+
+
+def test_a_nan_in_the_first_bin_of_the_window_still_shows() -> None:
+    """max() never replaces a NaN in the window's first bin: the stage sees it and abstains."""
+    points = [ForecastPoint(timestamp=NOW + timedelta(minutes=i), mean=5.0,
+                            quantiles={"0.9": float("nan") if i == 5 else 6.0}) for i in range(20)]
+    forecast = Forecast(workload="llm", signal="requests", model="test", generated_at=NOW, step_seconds=60,
+                        points=points)
+    first = stage.window_max(forecast, "0.9", T + 300, T + 360)
+    assert first != first  # NaN
+    assert stage.window_max(forecast, "0.9", T + 240, T + 300) == 6.0
+    assert run(predictive_spec(), predictive({"requests": forecast})).stage.reason == Reason.FORECAST_MISSING
+
+
+def test_each_spec_reads_its_own_quantile() -> None:
+    """Same forecast, two quantiles, interleaved."""
+    median = predictive_spec(forecast=forecast_spec(quantile=0.5))
+    upper = predictive_spec(forecast=forecast_spec(quantile=0.9))
+    inputs = predictive({"requests": flat_forecast(30.0, spread=2.0)})
+    for _ in range(2):
+        assert run(median, inputs).stage.replicas == 10  # 30 / 4 / 0.8 = 9.375 -> 10
+        assert run(upper, inputs).stage.replicas == 19  # 60 / 4 / 0.8 = 18.75 -> 19
 
 
 @pytest.mark.parametrize(
@@ -202,3 +239,28 @@ def test_ten_minute_bins_are_scored_once_per_bin() -> None:
     targets = [o.target - T for o in outcomes]
     assert targets == [0.0, 600.0, 1200.0, 1800.0, 2400.0]  # one outcome per bin, each scored once
     assert result.live_error["requests"] == pytest.approx(0.2)
+
+
+def _outcomes(error: float, n: int = 6) -> tuple[ForecastOutcome, ...]:
+    return tuple(ForecastOutcome("requests", T - 60 * (n - i), 10.0, 10.0, error) for i in range(n))
+
+
+def test_live_errors_follow_the_outcomes() -> None:
+    spec = predictive_spec(forecast=forecast_spec(maxLiveError=0.5))
+    inputs = predictive({"requests": flat_forecast(30.0)}, {"requests": 30.0})
+    good, bad = _outcomes(0.1), _outcomes(0.9)
+    for _ in range(2):
+        ok = run(spec, inputs, (), good)
+        assert ok.healthy and ok.live_error == {"requests": pytest.approx(0.1)}
+        assert ok.health_message == "forecasts fresh; median live error requests 10%"
+        poor = run(spec, inputs, (), bad)
+        assert poor.health_reason == Reason.FORECAST_INACCURATE and poor.live_error == {"requests": pytest.approx(0.9)}
+
+
+def test_a_returned_live_error_can_be_changed_without_touching_the_next_result() -> None:
+    spec = predictive_spec()
+    inputs = predictive({"requests": flat_forecast(30.0)}, {"requests": 30.0})
+    outcomes = _outcomes(0.1)
+    first = run(spec, inputs, (), outcomes)
+    first.live_error["requests"] = 99.0  # a caller's own copy
+    assert run(spec, inputs, (), outcomes).live_error == {"requests": pytest.approx(0.1)}

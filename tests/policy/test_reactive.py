@@ -193,3 +193,30 @@ def test_more_load_on_a_pod_never_fewer_replicas(values: list[float | None], bum
         more[i] = more[i] + extra
         after = run(spec, reactive(current, more)).replicas
         assert after >= before, (values, more, before, after)
+
+
+def test_each_spec_reads_its_own_target_and_tolerance() -> None:
+    """Interleaved recommendations of two autoscalers that differ only in target and tolerance."""
+    tight = make_spec([pods_metric(average_value=10)], behavior={"scaleUp": {"tolerance": 0.0}})
+    loose = make_spec([pods_metric(average_value=20)])
+    inputs = reactive(4, [10.5] * 4)
+    for _ in range(2):
+        assert run(tight, inputs).replicas == 5  # 10.5 / 10 = 1.05 > 1 + 0: ceil(4.2)
+        assert run(loose, inputs).replicas == 3  # 10.5 / 20 = 0.525: ceil(2.1)
+    assert stage.tolerances_for(tight).high == 1.0
+    assert stage.tolerances_for(loose).high == pytest.approx(1.1)
+
+
+@pytest.mark.parametrize(
+    ("pods", "ready", "unready"),
+    [
+        pytest.param({}, [], [], id="none"),
+        pytest.param({"a": "Ready", "b": "Ready"}, ["a", "b"], [], id="all-ready"),
+        pytest.param({"b": "Unready", "a": "Ready", "c": "Ignored", "d": "Ready", "e": "Unready"},
+                     ["a", "d"], ["b", "e"], id="mixed-in-mapping-order"),
+        pytest.param({"a": "Ignored"}, [], [], id="ignored-drop-out"),
+    ],
+)
+def test_group_pods(pods, ready, unready) -> None:
+    """The pods are grouped once per decision for every Pods/Resource metric, as groupPods does."""
+    assert stage.group_pods(pods) == (ready, unready)

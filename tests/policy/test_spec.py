@@ -56,6 +56,8 @@ def test_quantity_formats_back_within_the_crd_pattern(value) -> None:
         pytest.param("1h30m", 5400.0, "1h30m", id="compound"), pytest.param("300s", 300.0, "5m", id="normalised"),
         pytest.param("500ms", 0.5, "500ms", id="millis"), pytest.param("0", 0.0, "0", id="zero"),
         pytest.param("1.5h", 5400.0, "1h30m", id="fractional"),
+        # d and w: the one grammar (forecaster.contract.durations) shared with the service config.
+        pytest.param("1d", 86400.0, "24h", id="days"), pytest.param("1w2d", 777600.0, "216h", id="weeks"),
     ],
 )
 def test_duration_round_trip(text, seconds, back) -> None:
@@ -63,7 +65,7 @@ def test_duration_round_trip(text, seconds, back) -> None:
     assert format_duration_seconds(seconds) == back
 
 
-@pytest.mark.parametrize("text", ["5", "5 m", "5min", "1d", "-5m", "m", "5m3", True])
+@pytest.mark.parametrize("text", ["5", "5 m", "5min", "1y", "-5m", "m", "5m3", "5M", True])
 def test_duration_rejects(text) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration_seconds(text)

@@ -41,7 +41,7 @@ def config_dict(tmp: Path, **workload_overrides) -> dict:
                     "output_tokens": {"query": 'sum(rate(vllm:generation_tokens_total{model_name="$model_name"}[$step]))'}},
         "candidates": ["seasonal_naive_daily"],
         "backtest_window": "1d",  # keeps each retrain under a second on the shared test machine
-        "capacity": {"per_replica": {"requests": 400.0}, "target_utilisation": 0.8,
+        "capacity": {"per_replica": {"requests": 400.0}, "target_utilization": 0.8,
                      "min_replicas": 1, "max_replicas": 20},
     }
     workload.update(workload_overrides)

@@ -30,7 +30,7 @@ def _with(tmp: Path, path: str, value) -> dict:
         pytest.param("workloads.0.capacity.min_replicas", 30, "max_replicas (20) must be >= min_replicas (30)", id="bounds-crossed"),
         pytest.param("workloads.0.capacity.per_replica", {"prompt_tokens": 100.0}, "names ['prompt_tokens'] which are not in signals", id="capacity-signal-unconfigured"),
         pytest.param("workloads.0.capacity.per_replica", {"requests": 0}, "per_replica rates must be > 0", id="capacity-zero"),
-        pytest.param("workloads.0.capacity.target_utilisation", 1.5, "target_utilisation", id="utilisation"),
+        pytest.param("workloads.0.capacity.target_utilization", 1.5, "target_utilization", id="utilization"),
         pytest.param("workloads.0.name", "M_Small", "must be a DNS-1123 label", id="name"),
         pytest.param("workloads.0.model", "arima", "neither 'auto' nor one of", id="model"),
         pytest.param("workloads.0.candidates", ["prophet", "nope"], "unknown model 'nope'", id="candidates"),

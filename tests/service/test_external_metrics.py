@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -10,8 +12,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kubernetes import client as k8s
 
-from forecaster.service.cache import desired_replicas, forecast_value
+from forecaster.contract import Forecast, ForecastPoint, WorkloadForecast
+from forecaster.service.cache import CachedForecast, forecast_value
+from forecaster.service.config import parse_config
 from forecaster.service.external_metrics import SelectorError, parse_selector, quantity, selector_matches
+from forecaster.service.server import build_service
+from tests.service.conftest import T0, FakeClock, LiveServer, config_dict
 
 BASE = "/apis/external.metrics.k8s.io/v1beta1"
 
@@ -61,9 +67,62 @@ def test_desired_replicas_one_item_per_workload(api, service, clock):
     assert item["metricName"] == "prescaler-desired-replicas"
     assert item["metricLabels"] == {"workload": "m-small", "model_name": "m-small", "team": "inference",
                                     "namespace": "llm"}
-    expected = desired_replicas(service.state.cache.get("m-small"), service.config.workloads[0], clock())
-    assert item["value"] == str(expected)
+    # seasonal_naive_daily on the shipped trace: q0.9 of requests over [12:08, 12:09] (the 12:00
+    # bin) is 2283.053 req/s (the forecast metric below); 2283.053 / 400 per replica / 0.8 = 7.13 -> 8.
+    assert item["value"] == "8"
     assert item["timestamp"].endswith("Z")
+    forecast, _ = call(api, f"{BASE}/namespaces/llm/prescaler-forecast-requests",
+                       [("labelSelector", "workload=m-small")])
+    assert forecast["items"][0]["value"] == "2283053m"
+
+
+def _flat(signal: str, q90: float) -> Forecast:
+    start = T0.replace(minute=0)
+    points = [ForecastPoint(timestamp=start + timedelta(minutes=m), mean=q90, quantiles={"0.9": q90})
+              for m in range(60)]
+    return Forecast(workload="w", signal=signal, model="test", generated_at=start, step_seconds=60, points=points)
+
+
+@pytest.fixture(scope="module")
+def handmade(tmp_path_factory):
+    """The service over real HTTP with hand-made forecasts in its cache: 8 req/s and 3,000 output
+    tok/s, for two workloads with the example config's capacity, one per `combine`."""
+    data = config_dict(tmp_path_factory.mktemp("handmade"))
+    base = data["workloads"][0]
+    capacity = {"per_replica": {"requests": 4.0, "output_tokens": 2500.0}, "target_utilization": 0.8,
+                "min_replicas": 1, "max_replicas": 20}
+    data["workloads"] = [
+        {**base, "name": name, "model_name": name, "bin": "1m", "capacity": {**capacity, "combine": combine}}
+        for name, combine in (("max-wl", "Max"), ("sum-wl", "Sum"))
+    ]
+    service = build_service(parse_config(data, "test"), clock=FakeClock(), executor=ThreadPoolExecutor(1),
+                            run_scheduler=False)
+    for name in ("max-wl", "sum-wl"):
+        forecasts = {"requests": _flat("requests", 8.0), "output_tokens": _flat("output_tokens", 3000.0)}
+        service.state.cache.put(name, CachedForecast(WorkloadForecast(workload=name, forecasts=forecasts), T0, {}))
+    server = LiveServer(service.app)
+    configuration = k8s.Configuration()
+    configuration.host = server.url
+    with k8s.ApiClient(configuration) as api_client:
+        yield api_client
+    server.close()
+
+
+@pytest.mark.parametrize(
+    ("workload", "replicas"),
+    [
+        # 8 / 4 = 2 and 3000 / 2500 = 1.2 replicas' worth: the controller's Max, 2 / 0.8 = 2.5 -> 3
+        # (before issue 15 the endpoint always summed: 3.2 / 0.8 = 4).
+        pytest.param("max-wl", "3", id="max-like-the-controller"),
+        pytest.param("sum-wl", "4", id="sum-when-configured"),
+    ],
+)
+def test_desired_replicas_is_the_controllers_capacity_model(handmade, workload, replicas):
+    body, status = call(handmade, f"{BASE}/namespaces/llm/prescaler-desired-replicas",
+                        [("labelSelector", f"workload={workload}")])
+    assert status == 200
+    (item,) = body["items"]
+    assert item["value"] == replicas
 
 
 def test_forecast_metric_is_the_window_max_as_a_quantity(api, service, clock):

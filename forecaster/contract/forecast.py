@@ -1,4 +1,4 @@
-"""The forecast contract: the only forecaster module the controller imports.
+"""The forecast types: one forecast per signal, a point per future bin.
 
 Plain pydantic types, no statistics libraries, so the controller installs and imports without
 Prophet or statsmodels. The forecaster service serialises these over HTTP; the controller and the
@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from forecaster.contract.window import overlapping_bins
 
 Signal = Literal["requests", "prompt_tokens", "output_tokens"]
 SIGNALS: tuple[Signal, ...] = ("requests", "prompt_tokens", "output_tokens")
@@ -88,14 +90,15 @@ class Forecast(BaseModel):
     def window_max(self, start: datetime, end: datetime, q: float) -> float | None:
         """The largest quantile-`q` value over bins overlapping [start, end]; None if none overlap.
 
-        A bin stamped t covers [t, t + step): it overlaps the window when t <= end and t + step > start.
+        A bin stamped t covers [t, t + step): it overlaps the window when t <= end and t + step > start
+        (the rule of forecaster.contract.window, found by arithmetic on the regular points).
         """
-        values = [
-            p.quantile(q)
-            for p in self.points
-            if p.timestamp <= end and p.timestamp.timestamp() + self.step_seconds > start.timestamp()
-        ]
-        return max(values) if values else None
+        points = self.points
+        if not points:
+            return None
+        lo, hi = overlapping_bins(points[0].timestamp.timestamp(), self.step_seconds, len(points),
+                                  start.timestamp(), end.timestamp())
+        return max((points[i].quantile(q) for i in range(lo, hi)), default=None)
 
 
 class WorkloadForecast(BaseModel):
