@@ -6,10 +6,8 @@ objective is the pinball loss at the controller's quantile (0.9), averaged over 
 horizons: the controller scales on that quantile, and pinball loss is the proper score for it.
 MASE (the point forecast's error) is the alternative.
 
-Objectives, all lower-is-better and averaged over the horizons:
-  mase, smape            the point forecast's error
-  pinball                the pinball loss averaged over every backtested quantile
-  pinball@Q              the pinball loss at quantile Q (for example pinball@0.9)
+The objectives (mase, smape, pinball, pinball@Q) and their scoring are forecaster.objective's, which
+the backtest shares to rank an ensemble's members.
 
 The ensemble (the quantile average of the best k models, forecaster.estimators.ensemble) is one more
 non-baseline candidate: it is selected only when it scores better than every single model and
@@ -19,19 +17,15 @@ beats the best baseline, and its members are recorded either way.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from forecaster.contract import quantile_key
 from forecaster.errors import ForecasterError
+from forecaster.objective import DEFAULT_OBJECTIVE, objective_scores
 
 if TYPE_CHECKING:
-    from forecaster.backtest import BacktestResult
-
-DEFAULT_OBJECTIVE = "pinball@0.9"
-_PINBALL_AT = re.compile(r"^pinball@(0?\.\d+)$")
+    from forecaster.backtest_results import BacktestResult
 
 
 class NoModelScored(ForecasterError):
@@ -51,48 +45,6 @@ class SelectionRecord:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def parse_objective(objective: str) -> tuple[str, str | None]:
-    """'mase' -> ('mase', None); 'pinball@0.9' -> ('pinball', '0.9'); 'pinball' -> ('pinball', 'mean')."""
-    text = objective.strip().lower()
-    if text in ("mase", "smape"):
-        return text, None
-    if text == "pinball":
-        return "pinball", "mean"
-    match = _PINBALL_AT.match(text)
-    if match:
-        return "pinball", quantile_key(float(match.group(1)))
-    raise ValueError(f"objective {objective!r} is not one of mase, smape, pinball, pinball@Q (e.g. pinball@0.9)")
-
-
-def _value(score: Mapping, metric: str, key: str | None, model: str, horizon: str) -> float:
-    if key is None:
-        return float(score[metric])
-    losses = score[metric]
-    if key not in losses:
-        raise ValueError(
-            f"objective needs pinball at quantile {key}, but {model} at {horizon} was scored at "
-            f"{sorted(k for k in losses if k != 'mean')}"
-        )
-    return float(losses[key])
-
-
-def objective_scores(table: Mapping[str, Mapping[str, Mapping]], objective: str) -> dict[str, float]:
-    """{model: objective averaged over the horizons} from a scores table ({horizon: {model: score}}).
-
-    A model missing at any horizon, or with a non-finite value there, gets NaN (never selected).
-    """
-    metric, key = parse_objective(objective)
-    models = list(dict.fromkeys(m for row in table.values() for m in row))
-    out: dict[str, float] = {}
-    for model in models:
-        values = []
-        for horizon, row in table.items():
-            values.append(_value(row[model], metric, key, model, horizon) if model in row else math.nan)
-        finite = all(math.isfinite(v) for v in values) and values
-        out[model] = sum(values) / len(values) if finite else math.nan
-    return out
 
 
 def _best(scores: Mapping[str, float], names: list[str]) -> str | None:

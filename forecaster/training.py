@@ -26,7 +26,8 @@ from forecaster.backtest import (
 )
 from forecaster.errors import ForecasterError, InsufficientHistory
 from forecaster.estimators.base import Estimator
-from forecaster.selection import DEFAULT_OBJECTIVE, SelectionRecord, parse_objective, select
+from forecaster.objective import DEFAULT_OBJECTIVE, parse_objective
+from forecaster.selection import SelectionRecord, select
 
 if TYPE_CHECKING:
     from forecaster.registry import ModelCard, Registry

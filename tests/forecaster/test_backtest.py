@@ -233,7 +233,7 @@ def test_a_model_forecasting_nan_is_recorded_as_failed():
 def test_check_frame_refuses(columns, rows, message):
     import pandas as pd
 
-    from forecaster.backtest import _check_frame
+    from forecaster.backtest_run import _check_frame
 
     with pytest.raises(ValueError, match=message):
         _check_frame(pd.DataFrame(rows, columns=columns), "m", 1, ["0.05", "0.95"])

@@ -378,12 +378,12 @@ def test_unpicklable_factories_run_in_this_process():
     ],
 )
 def test_auto_workers(models, expected, monkeypatch):
-    monkeypatch.setattr("forecaster.backtest._usable_cpus", lambda: 2)
+    monkeypatch.setattr("forecaster.backtest_pool._usable_cpus", lambda: 2)
     assert auto_workers(models) == expected
 
 
 def test_auto_workers_never_exceeds_the_cores(monkeypatch):
-    monkeypatch.setattr("forecaster.backtest._usable_cpus", lambda: 1)
+    monkeypatch.setattr("forecaster.backtest_pool._usable_cpus", lambda: 1)
     assert auto_workers(["gbm", "mstl", "prophet"]) == 1
 
 

@@ -6,13 +6,8 @@ import math
 
 import pytest
 
-from forecaster.selection import (
-    NoModelScored,
-    objective_scores,
-    parse_objective,
-    select,
-    select_from_scores,
-)
+from forecaster.objective import objective_scores, parse_objective
+from forecaster.selection import NoModelScored, select, select_from_scores
 
 BASELINES = frozenset({"last_value", "seasonal_naive_daily"})
 
