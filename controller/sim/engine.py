@@ -7,22 +7,33 @@ pooled (the balancer spreads work evenly, so every ready replica holds the same 
 
 Per tick (1 s by default), in this order:
 1. sync: every sync period the scaler sees the metrics scraped `metrics_delay` ago and returns the
-   replicas it wants; scale-up adds pending replicas (GPU time counts from now, ready after the lead),
+   replicas it wants; scale-up adds pending replicas (GPU time counts from now, ready after the lead,
+   or after a cold start drawn per replica when `cold_start` is set: controller/sim/coldstart.py),
    scale-in cancels pending replicas newest first (they stop counting at once), then drains the
    newest ready ones: a drained replica takes no new work, its running sequences finish at its
    decode rate, and its GPU time ends when they do.
-2. pending replicas whose lead has passed become ready; drained replicas that finished are released.
-3. arrivals join the queue.
+2. pending replicas whose cold start has passed become ready; drained replicas that finished are
+   released.
+3. with `request_timeout_seconds`, waiting requests older than the timeout are abandoned by their
+   clients (at the first tick their age in whole ticks exceeds it); then arrivals join the queue.
 4. prefill: the head of the queue is admitted while the ready replicas have prefill tokens left in
-   this tick and free sequence slots (max_num_seqs, the KV-cache bound); an admitted request's TTFT is
-   its wait in the queue (plus its position inside the tick's prefill work) plus its own prompt's
-   prefill time, for each of the K prompt-length strata the cohort carries.
+   this tick and free sequence slots (max_num_seqs, the scheduler's bound); an admitted request's TTFT
+   is its wait in the queue (plus its position inside the tick's prefill work) plus its own prompt's
+   prefill time, for each of the K prompt-length strata the cohort carries. With
+   `max_waiting_per_replica`, what is left of this tick's arrivals beyond that many waiting per ready
+   replica is rejected by the gateway (HTTP 429): a request is turned away when the requests still
+   waiting ahead of it, once this tick's work is admitted, fill the limit (0: no queueing at all).
+   Abandoned and rejected requests are SLO misses, counted apart too; they have no TTFT.
 5. decode: every running sequence advances at the same speed, min(max_decode_speed, the ready
    replicas' decode_tps shared by the running sequences); a cohort completes when its output length
    is produced. One cumulative per-sequence progress counter and a heap of the cohorts' finishing
    thresholds make this O(log n) per cohort, and sequences last exactly output / speed (Little's law
    holds; a proportional-completion fluid would finish most of a cohort in its first tick).
-6. scrape: every scrape interval each ready replica's vLLM metrics are sampled.
+6. scrape: every scrape interval each ready replica's vLLM metrics are sampled. KV-cache usage is the
+   tokens the running sequences hold (prompt plus output so far, time-averaged over the tick like the
+   running gauge) over the replicas' KV capacity (ReplicaModel.kv_cache_tokens). It is a metric only:
+   admission is bounded by max_num_seqs, not by the cache (vLLM would preempt; the usage is clipped
+   at 1).
 
 Plain floats and lists in the loop: per-tick work on numpy scalars or tiny arrays is several times
 slower than Python floats.
@@ -36,8 +47,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from controller.sim.coldstart import ColdStartDraws
 from controller.sim.config import SimConfig
 from controller.sim.workload import Workload
+
+_NEVER = 1 << 62  # a tick no replay reaches: "no pending replica"
 
 # TTFT histogram: log-spaced bins from 1 ms to 10^4 s, 50 a decade (quantiles within ~5%).
 HIST_MIN = 1e-3
@@ -87,7 +101,7 @@ class MetricsSample:
     pending: int  # requested but not ready: no metrics (unready pods)
     running: float  # per ready replica
     waiting: float  # per ready replica
-    kv_cache_usage: float  # per ready replica, 0..1
+    kv_cache_usage: float  # per ready replica, 0..1: KV tokens held / ReplicaModel.kv_cache_tokens
     prompt_tokens_total: float
     generation_tokens_total: float
     request_success_total: float
@@ -129,7 +143,7 @@ class RunResult:
     completed: float
     running_at_end: float
     queued_at_end: float
-    slo_misses: float  # admitted requests whose TTFT exceeded the SLO, plus queued ones already past it
+    slo_misses: float  # late admissions, queued ones already past the SLO, rejected and abandoned ones
     hist: list[float]
     gpu_seconds: float
     scale_events: int
@@ -137,6 +151,9 @@ class RunResult:
     replay_seconds: float
     series: Series
     replicas_requested: list[int] = field(default_factory=list)  # at each sync, for tests
+    rejected: float = 0.0  # turned away by the gateway (max_waiting_per_replica), HTTP 429
+    abandoned: float = 0.0  # given up by their clients after request_timeout_seconds in the queue
+    cold_starts: int = 0  # new replicas whose cold start was drawn (cold_start set)
     detail: dict = field(default_factory=dict)  # what the scaler reports of itself (reasons, models)
 
 
@@ -151,6 +168,13 @@ def run(workload: Workload, config: SimConfig, scaler: Scaler, *, keep_series: b
     replica = config.replica
     prefill_tps, decode_tps = replica.prefill_tps, replica.decode_tps
     max_seqs, vmax = float(replica.max_num_seqs), replica.max_decode_speed
+    kv_capacity = float(replica.kv_cache_tokens)
+    timeout = config.request_timeout_seconds
+    # Abandon when k - arrival tick > this; infinite without a timeout (the comparison never holds).
+    timeout_ticks = math.inf if timeout is None else timeout / dt
+    max_waiting = config.max_waiting_per_replica
+    cold = (None if config.cold_start is None else
+            ColdStartDraws(config.cold_start, config.lead_seconds, dt, config.seed))
     slo = config.slo_ttft_seconds
     min_r, max_r = config.min_replicas, config.max_replicas
     shape = workload.prompt_shape
@@ -165,16 +189,23 @@ def run(workload: Workload, config: SimConfig, scaler: Scaler, *, keep_series: b
     ticks = len(arrivals)
 
     ready = max(min_r, min(max_r, int(scaler.initial(workload, config))))
-    pending: deque[int] = deque()  # tick each becomes ready, oldest first
+    # Tick each pending replica becomes ready, in the order they were requested (with drawn cold
+    # starts that is not the order they become ready); next_ready is the earliest of them.
+    pending: list[int] = []
+    next_ready = _NEVER
     draining: list[int] = []  # heap of ticks at which drained replicas finish
     queue: deque[list] = deque()  # [arrival tick, count, prompt mean, output mean]
     queued = running = 0.0
-    # Running cohorts: heap of [threshold, count]; a cohort finishes when `progress` (output tokens
-    # produced per sequence since the start) reaches its threshold. thr_sum = sum(count * threshold).
+    # Running cohorts: heap of [threshold, count, base]; a cohort finishes when `progress` (output
+    # tokens produced per sequence since the start) reaches its threshold. thr_sum = sum(count *
+    # threshold). A sequence holds base + progress tokens of KV cache (its prompt plus what it has
+    # generated: base = prompt - progress at admission); kv_base = sum(count * base).
     active: list[list[float]] = []
-    progress = thr_sum = 0.0
+    progress = thr_sum = kv_base = 0.0
     running_gauge = 0.0
+    kv_mid = kv_fin = 0.0  # this tick's mean progress, and the KV held by cohorts that finished in it
     arrived = admitted = completed = misses = 0.0
+    rejected = abandoned = 0.0
     prompt_total = gen_total = 0.0
     hist = [0.0] * HIST_BINS
     bin_cache: dict[tuple[float, float], tuple[list[int], int]] = {}
@@ -198,12 +229,18 @@ def run(workload: Workload, config: SimConfig, scaler: Scaler, *, keep_series: b
             if want > current:
                 scale_events += 1
                 for _ in range(want - current):
-                    pending.append(k + lead_ticks)
+                    at = k + (lead_ticks if cold is None else cold.next_ticks())
+                    pending.append(at)
+                    if at < next_ready:
+                        next_ready = at
             elif want < current:
                 scale_events += 1
                 cut = current - want
                 while cut and pending:
-                    pending.pop()  # the newest pending replica is cancelled; it stops counting now
+                    # The newest pending replica is cancelled (the ReplicaSet deletes not-ready pods
+                    # and, among them, the newest first); it stops counting now.
+                    if pending.pop() == next_ready:
+                        next_ready = min(pending) if pending else _NEVER
                     cut -= 1
                 while cut and ready > 1:
                     # The drained replica takes its even share of every running cohort and runs it
@@ -222,21 +259,33 @@ def run(workload: Workload, config: SimConfig, scaler: Scaler, *, keep_series: b
                     completed += share  # its sequences run to completion on the draining replica
                     running *= keep
                     thr_sum *= keep
+                    kv_base *= keep
                     ready -= 1
                     cut -= 1
             requested_log.append(want)
 
         # 2. replicas come and go
-        while pending and pending[0] <= k:
-            pending.popleft()
-            ready += 1
+        if next_ready <= k:
+            still = [at for at in pending if at > k]
+            ready += len(pending) - len(still)
+            pending = still
+            next_ready = min(still) if still else _NEVER
         while draining and draining[0] <= k:
             heapq.heappop(draining)
         gpu_ticks += ready + len(pending) + len(draining)
         if ready + len(pending) >= max_r:
             pinned_ticks += 1
 
-        # 3. arrivals
+        # 3. clients give up (FIFO: the oldest are at the head), then arrivals
+        if queue and k - queue[0][0] > timeout_ticks:
+            while queue and k - queue[0][0] > timeout_ticks:
+                n = queue.popleft()[1]
+                abandoned += n
+                queued -= n
+                misses += n
+                minute_misses += n
+            if not queue:
+                queued = 0.0
         minute = k // tpm
         a = arrivals[k]
         if a:
@@ -293,9 +342,11 @@ def run(workload: Workload, config: SimConfig, scaler: Scaler, *, keep_series: b
                     misses += w * bins[1]
                     minute_misses += w * bins[1]
                 threshold = progress + cohort[3]
-                heapq.heappush(active, [threshold, take])
+                base = p - progress
+                heapq.heappush(active, [threshold, take, base])
                 running += take
                 thr_sum += take * threshold
+                kv_base += take * base
                 budget -= take * p
                 slots -= take
                 queued -= take
@@ -309,8 +360,26 @@ def run(workload: Workload, config: SimConfig, scaler: Scaler, *, keep_series: b
             if not queue:
                 queued = 0.0  # no float residue when the queue is empty
 
+        # 4b. the gateway turns away what of this tick's arrivals is over the waiting limit
+        if max_waiting is not None and a and queue and queue[-1][0] == k:
+            excess = queued - max_waiting * ready
+            if excess > 1e-9:
+                tail = queue[-1]
+                shed = excess if excess < tail[1] else tail[1]
+                tail[1] -= shed
+                queued -= shed
+                rejected += shed
+                misses += shed
+                minute_misses += shed
+                if tail[1] <= 1e-9:
+                    queue.pop()
+                if not queue:
+                    queued = 0.0
+
         # 5. decode
         running_gauge = running
+        kv_mid = progress
+        kv_fin = 0.0
         if running > 0.0 and ready > 0:
             speed = ready * decode_tps / running
             if speed > vmax:
@@ -320,29 +389,35 @@ def run(workload: Workload, config: SimConfig, scaler: Scaler, *, keep_series: b
             progress += step
             finishing = 0.0  # sequence-seconds of the cohorts that finish inside this tick
             while active and active[0][0] <= progress:
-                threshold, count = heapq.heappop(active)
+                threshold, count, base = heapq.heappop(active)
                 done_tokens = threshold - before
                 if done_tokens < 0.0:
                     done_tokens = 0.0
                 running -= count
                 thr_sum -= count * threshold
+                kv_base -= count * base
                 completed += count
                 gen_total += count * done_tokens
-                finishing += count * done_tokens / step
+                present = count * done_tokens / step  # sequence-ticks it was still running
+                finishing += present
+                kv_fin += present * (base + before + 0.5 * done_tokens)
             if active:
                 gen_total += running * step
             else:
-                running = thr_sum = 0.0  # no float residue once nothing runs
+                running = thr_sum = kv_base = 0.0  # no float residue once nothing runs
             # vLLM's gauge sampled at a random instant: the time-average over the tick.
             running_gauge = running + finishing
+            kv_mid = before + 0.5 * step
 
         # 6. scrape (the state at the end of this tick)
         if (k + 1) % scrape_every == 0 and ready > 0:
+            kv_tokens = kv_base + running * kv_mid + kv_fin if running_gauge > 0.0 else 0.0
+            kv_usage = kv_tokens / (ready * kv_capacity)
             samples.append(
                 MetricsSample(
                     tick=k + 1, ready=ready, pending=len(pending),
                     running=running_gauge / ready, waiting=queued / ready,
-                    kv_cache_usage=min(1.0, running_gauge / (ready * max_seqs)),
+                    kv_cache_usage=0.0 if kv_usage < 0.0 else (1.0 if kv_usage > 1.0 else kv_usage),
                     prompt_tokens_total=prompt_total, generation_tokens_total=gen_total,
                     request_success_total=completed,
                 )
@@ -364,4 +439,5 @@ def run(workload: Workload, config: SimConfig, scaler: Scaler, *, keep_series: b
         gpu_seconds=gpu_ticks * dt, scale_events=scale_events, pinned_seconds=pinned_ticks * dt,
         replay_seconds=ticks * dt, series=series, replicas_requested=requested_log,
         detail=dict(getattr(scaler, "describe", dict)()),
+        rejected=rejected, abandoned=abandoned, cold_starts=0 if cold is None else cold.drawn,
     )

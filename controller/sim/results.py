@@ -11,7 +11,7 @@ from controller.sim.engine import RunResult, hist_quantile
 # The keys `prescaler simulate --json` promises for every policy (tests hold the CLI to them).
 OUTCOME_KEYS = (
     "policy", "slo_attainment", "ttft_p50", "ttft_p99", "gpu_hours", "gpu_hours_vs_oracle",
-    "scale_events", "pinned_at_max_hours", "requests", "slo_misses", "wall_seconds",
+    "scale_events", "pinned_at_max_hours", "requests", "slo_misses", "rejected", "abandoned", "wall_seconds",
 )
 
 
@@ -29,7 +29,11 @@ class PolicyOutcome(BaseModel):
     scale_events: int
     pinned_at_max_hours: float = Field(description="hours with the requested replicas at maxReplicas")
     requests: float
-    slo_misses: float = Field(description="requests whose TTFT exceeded the SLO (or still waiting past it)")
+    slo_misses: float = Field(
+        description="requests whose TTFT exceeded the SLO (or still waiting past it), rejected or abandoned"
+    )
+    rejected: float = Field(0.0, description="requests the gateway turned away (HTTP 429), part of slo_misses")
+    abandoned: float = Field(0.0, description="requests their clients gave up on while queued, part of slo_misses")
     wall_seconds: float = Field(description="how long the replay took to simulate")
 
 
@@ -44,7 +48,8 @@ class PolicySeries(BaseModel):
 
 
 def summarise(result: RunResult, wall_seconds: float, oracle_gpu_hours: float | None) -> PolicyOutcome:
-    requests = result.admitted + result.queued_at_end
+    # Every arrival: served, still queued, or turned away / given up (those two are misses).
+    requests = result.admitted + result.queued_at_end + result.rejected + result.abandoned
     gpu_hours = result.gpu_seconds / 3600.0
     ratio = None
     if oracle_gpu_hours is not None and oracle_gpu_hours > 0:
@@ -61,6 +66,8 @@ def summarise(result: RunResult, wall_seconds: float, oracle_gpu_hours: float | 
         pinned_at_max_hours=result.pinned_seconds / 3600.0,
         requests=requests,
         slo_misses=result.slo_misses,
+        rejected=result.rejected,
+        abandoned=result.abandoned,
         wall_seconds=wall_seconds,
     )
 

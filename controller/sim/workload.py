@@ -5,8 +5,20 @@ at the capacity model's target utilisation: a trace of 50 requests a minute and 
 become a realistic fleet, and the policies are compared at the same scale. Token lengths per request
 are not scaled: the scale multiplies the number of requests.
 
-Arrivals are Poisson inside each minute (the minute's count spread evenly over its ticks, drawn with
+Arrivals are Poisson inside each minute (the minute's rate spread evenly over its ticks, drawn with
 a seeded numpy Generator), drawn once per replay so every policy sees exactly the same requests.
+
+`scaling` says what is scaled (`--scaling`):
+- `counts` (the default, what every published number used): the rate of a minute is its count in
+  the trace times the scale. A small trace's counting noise is scaled with it: a web server seeing
+  48 requests a minute varies by ~1/sqrt(48) = 14 % from minute to minute by chance alone, and a
+  40-replica fleet replaying it x1000 inherits that 14 %, where a real fleet at 48,000 a minute
+  would see 0.5 %.
+- `poisson`: the rate of a minute is the trace's *rate* times the scale: each count is taken as one
+  Poisson draw of an underlying rate, estimated by `trace_rate` (the counting noise shrunk away,
+  real bursts kept), and the replay draws its own Poisson arrivals at the scaled rate. On traces of
+  thousands of requests a minute (the LLM traces) the two agree; on small web traces `poisson`
+  removes noise that no fleet of that size would see.
 """
 
 from __future__ import annotations
@@ -23,24 +35,10 @@ from controller.sim.config import SimConfig
 from controller.sim.tokens import LengthDistribution, length_distribution
 
 TOKEN_COLUMNS = ("prompt_tokens", "output_tokens")
-
-
-def read_trace_csv(path: str | Path) -> pd.DataFrame:
-    """A trace file as a per-minute trace frame, through the forecaster's validated reader.
-
-    The replay draws arrivals minute by minute, so it also insists on one-minute rows (the
-    `*_1min.csv` files); every other check (file, line and column of the first bad cell, gaps kept
-    as NaN) is forecaster.sources.read_trace's.
-    """
-    from forecaster.errors import TraceFormatError
-    from forecaster.series import native_bin_seconds
-    from forecaster.sources import read_trace
-
-    frame = read_trace(path)
-    step = native_bin_seconds(frame.index)
-    if step != 60:
-        raise TraceFormatError(path, f"the replay needs one-minute rows; this trace has {step} s rows")
-    return frame
+SCALINGS = ("counts", "poisson")
+# The neighbourhood trace_rate estimates a minute's rate from: long enough for a stable local mean
+# and variance (15 counts), short against a daily cycle (~1 % of it) and a burst's rise.
+RATE_WINDOW_MINUTES = 15
 
 
 @dataclass(frozen=True)
@@ -81,6 +79,34 @@ def _fill_gaps(values: np.ndarray) -> np.ndarray:
     return filled
 
 
+def trace_rate(counts: pd.Series, window: int = RATE_WINDOW_MINUTES) -> pd.Series:
+    """Per-minute request rate of a trace with its own Poisson counting noise taken out.
+
+    Each minute's count c is one Poisson draw of a rate that itself varies. Under a gamma prior for
+    that rate with the local mean m and variance v - m (the excess over counting noise), the
+    posterior mean (empirical Bayes, the gamma-Poisson model) is m + w (c - m) with w = 1 - m / v,
+    v the local variance of the counts around m (floored at 0: no excess, the rate is m). Thousands
+    of requests a minute: m / v ~ 0 and the rate is the count. Tens a minute with no real change:
+    w ~ 0 and the rate is the local mean. A burst raises v far above m and is kept. Gaps stay NaN.
+    """
+    if window < 2:
+        raise ValueError(f"window must be at least 2 minutes, got {window}")
+    mean = counts.rolling(window, center=True, min_periods=1).mean()
+    # Squared deviations from the window's own mean understate the variance by (n - 1) / n.
+    var = ((counts - mean) ** 2).rolling(window, center=True, min_periods=1).mean() * window / (window - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weight = (1.0 - mean / var).clip(lower=0.0).fillna(0.0)
+    return mean + weight * (counts - mean)
+
+
+def _mean_lengths(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Tokens per request of each minute, carried over minutes without requests (gaps stay NaN)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = frame[column] / frame["requests"]
+    ratio = ratio.where(np.isfinite(ratio) & (ratio >= 0))
+    return ratio.interpolate(limit_direction="both").where(frame["requests"].notna())
+
+
 def build_workload(
     frame: pd.DataFrame,
     config: SimConfig,
@@ -91,14 +117,18 @@ def build_workload(
     tokens: str = "trace",
     raw_dir: Path | None = None,
     lengths: LengthDistribution | None = None,
+    scaling: str = "counts",
 ) -> Workload:
     """Cut the replay window out of a per-minute trace frame, scale it and draw its arrivals.
 
     The window starts at `replay_from` (default: `replay_days` before the end, default the second
-    half of the trace) and runs to the end of the trace (or `replay_days` long).
+    half of the trace) and runs to the end of the trace (or `replay_days` long). `scaling`: see the
+    module's docstring.
     """
     if peak_replicas <= 0:
         raise ValueError(f"peak_replicas must be positive, got {peak_replicas}")
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling {scaling!r} unknown; choose one of {', '.join(SCALINGS)}")
     index = frame.index
     first, last_end = index[0], index[-1] + pd.Timedelta(minutes=1)
     explicit_start = replay_from is not None
@@ -124,7 +154,10 @@ def build_workload(
     lengths = lengths or length_distribution(tokens, raw_dir)
     has_tokens = all(c in frame.columns for c in TOKEN_COLUMNS) and tokens == "trace"
     requests = window["requests"].to_numpy(dtype="float64")
-    filled = _fill_gaps(requests)
+    poisson = scaling == "poisson"
+    # The rate that is scaled: the counts themselves, or the trace's rate with its counting noise
+    # out (estimated from the window alone, and the history from the history alone: no peeking).
+    filled = _fill_gaps(trace_rate(window["requests"]).to_numpy(dtype="float64") if poisson else requests)
     if has_tokens:
         with np.errstate(invalid="ignore", divide="ignore"):
             prompt = window["prompt_tokens"].to_numpy() / requests
@@ -146,7 +179,7 @@ def build_workload(
     peak_load = float(np.max(filled / per_replica))  # replicas at 100% for the busiest minute
     if peak_load <= 0:
         raise ValueError("the replay window carries no traffic to scale")
-    scale = peak_replicas * config.target_utilisation / peak_load
+    scale = peak_replicas * config.target_utilization / peak_load
     rate = filled * scale
 
     rng = np.random.default_rng(config.seed)
@@ -158,8 +191,14 @@ def build_workload(
     observed["prompt_tokens"] = observed["requests"] * prompt
     observed["output_tokens"] = observed["requests"] * output
     hist = pd.DataFrame(index=history.index)
-    hist["requests"] = history["requests"] * scale
-    if has_tokens:
+    if poisson:
+        hist["requests"] = trace_rate(history["requests"]) * scale
+    else:
+        hist["requests"] = history["requests"] * scale
+    if has_tokens and poisson:
+        hist["prompt_tokens"] = hist["requests"] * _mean_lengths(history, "prompt_tokens")
+        hist["output_tokens"] = hist["requests"] * _mean_lengths(history, "output_tokens")
+    elif has_tokens:
         hist["prompt_tokens"] = history["prompt_tokens"] * scale
         hist["output_tokens"] = history["output_tokens"] * scale
     else:
@@ -184,4 +223,4 @@ def build_workload(
 def replicas_needed(rate_per_minute: float, prompt: float, output: float, config: SimConfig) -> int:
     """The capacity model for the oracle and static policies: replicas at the target utilisation."""
     per_replica = config.replica.requests_per_second(prompt, output) * 60.0
-    return max(1, math.ceil(rate_per_minute / per_replica / config.target_utilisation - 1e-9))
+    return max(1, math.ceil(rate_per_minute / per_replica / config.target_utilization - 1e-9))
