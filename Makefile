@@ -10,7 +10,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 # oversubscription made one GBM fit take 23-56 CPU-s instead of 3.9 s. One thread per process.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: demo test bench prometheus clean
+.PHONY: demo test lint bench prometheus clean
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,14 @@ prometheus:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 	else echo "prometheus not found and not root: the Prometheus tests will skip (apt-get install prometheus)"; fi
 
-test: $(VENV)/.dev prometheus
+# The layering contracts (pyproject.toml [tool.importlinter]), ruff and mypy run before the tests:
+# a broken layer or a type error fails `make test` as a failing test would.
+lint: $(VENV)/.dev
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: lint prometheus
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.dev prometheus

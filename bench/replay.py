@@ -25,11 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from controller.sim.config import SimConfig  # noqa: E402
 from controller.sim.engine import run  # noqa: E402
-from controller.sim.replay import ReplaySettings, make_scaler, replay  # noqa: E402
+from controller.sim.replay import ReplaySettings, make_scaler  # noqa: E402
+from controller.sim.workload import build_workload  # noqa: E402
 from forecaster.atomic import atomic_write_text  # noqa: E402
-from controller.sim.workload import build_workload, read_trace_csv  # noqa: E402
+from prescaler.replays import replay_with_forecaster  # noqa: E402
+from prescaler.traces import read_trace_csv  # noqa: E402
 
 TRACES = ROOT.parent / "shared" / "traces"
 RESULTS = ROOT / "bench" / "results"
@@ -70,7 +71,7 @@ def bench_trace(entry: dict, *, full: bool, model: str, quantile: float, jobs: i
         policies=("hpa", "prescaler", "oracle", "static", "hindsight"),
     )
     started = time.perf_counter()
-    report = replay(frame, settings, trace_name=path.name.removesuffix("_1min.csv"), jobs=jobs)
+    report = replay_with_forecaster(frame, settings, trace_name=path.name.removesuffix("_1min.csv"), jobs=jobs)
     seasonal = max(entry.get("acf_1d") or 0, entry.get("acf_7d") or 0) >= SEASONAL_ACF
     by = {o.policy: o for o in report.outcomes}
     pre, hpa = by["prescaler"], by["hpa"]

@@ -1,9 +1,9 @@
-"""The forecaster service over HTTP, read with the contract types only (forecaster/contract.py).
+"""The forecaster service over HTTP, read with the contract types only (forecaster.contract).
 
 `GET /v1/workloads/{workload}/forecast?horizon=&quantiles=&step=` returns a WorkloadForecast. Any
 failure (refused, timeout, non-2xx, a body that is not a valid WorkloadForecast) is one error,
 ForecastUnavailable, naming the workload and the cause: the policy then abstains from the predictive
-stage with ForecastMissing (DESIGN.md, fallback).
+stage with ForecastMissing (docs/architecture.md, the decision).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from .errors import ForecastUnavailable
 
 
 class ForecastProvider(Protocol):
-    """Where forecasts come from: this HTTP client, or an in-process provider (single-binary mode)."""
+    """Where forecasts come from: this HTTP client, or an in-process provider (single-binary mode,
+    prescaler.inprocess.InProcessForecasts, handed in by the composition root)."""
 
     def get(self, workload: str, *, horizon_seconds: float, quantiles: Sequence[float],
             step_seconds: int | None = None) -> WorkloadForecast: ...
@@ -63,31 +64,3 @@ class HttpForecastClient:
             raise ForecastUnavailable(
                 f"forecast for {workload}: the service answered for workload {forecast.workload!r}")
         return forecast
-
-
-class InProcessForecasts:
-    """Single-binary mode: the forecaster service's scheduler and cache in this process.
-
-    The forecaster package is imported only here, when this mode is chosen, so the controller image
-    path keeps working without the `forecaster` extra. Its errors become ForecastUnavailable, which
-    the reconciler maps to the documented fallback (the predictive stage abstains).
-    """
-
-    def __init__(self, config_path: str, **kwargs):
-        from forecaster.service.config import load_config
-        from forecaster.service.inprocess import InProcessForecaster
-
-        self._forecaster = InProcessForecaster(load_config(config_path), **kwargs).start()
-
-    def close(self) -> None:
-        self._forecaster.close()
-
-    def get(self, workload: str, *, horizon_seconds: float, quantiles: Sequence[float],
-            step_seconds: int | None = None) -> WorkloadForecast:
-        from forecaster.errors import ForecasterError
-
-        try:
-            return self._forecaster.get(workload, horizon_seconds=horizon_seconds, quantiles=quantiles,
-                                        step_seconds=step_seconds)
-        except ForecasterError as exc:
-            raise ForecastUnavailable(str(exc)) from exc

@@ -4,7 +4,7 @@ What each `spec.metrics` entry reads (the HPA's metric types, served here by Pro
 custom/external metrics APIs, since vLLM's metrics live in Prometheus):
 - Pods: `max by (pod) ({__name__=~"<name>", namespace="<ns>", <selector>})`, one value per pod; the
   metric name matches both `vllm:x` and `vllm_x` (some exporters and remote-write paths rename the
-  colon, prometheus_client >= 0.23 among them; DESIGN.md "Names").
+  colon, prometheus_client >= 0.23 among them; docs/architecture.md "Names").
 - External: `sum({__name__=~"<name>", <selector>})`: the HPA sums the series an External selector matches.
 - Resource, ContainerResource, Object: not read (they come from metrics.k8s.io or an object); the
   observation is marked unavailable with the reason, so the policy never scales down on it.

@@ -4,7 +4,7 @@ The notebooks are generated so their code stays reviewable as Python and they ar
 outputs and no execution counts (tests/notebooks checks that). Run: .venv/bin/python notebooks/build_notebooks.py
 Each notebook's first code cell is tagged `parameters` (papermill) so a user can point it at their
 own trace, registry or Prometheus; every computation is a package call (forecaster.review,
-forecaster.plots, controller.replay_review), never logic of the notebook's own.
+forecaster.plots, prescaler.replay_review), never logic of the notebook's own.
 """
 
 from __future__ import annotations
@@ -158,10 +158,11 @@ sweep_quantiles = [0.5, 0.9]
 sweep_days = 0.25'''),
     ("code", '''from pathlib import Path
 
-from controller.replay_review import (outcomes_figure, outcomes_frame, replicas_figure, sweep,
-                                      sweep_figure)
-from controller.sim.replay import ReplaySettings, replay, trace_label
-from controller.sim.workload import read_trace_csv
+from controller.sim.replay import ReplaySettings, trace_label
+from prescaler.replay_review import (outcomes_figure, outcomes_frame, replicas_figure, sweep,
+                                     sweep_figure)
+from prescaler.replays import replay_with_forecaster
+from prescaler.traces import read_trace_csv
 from forecaster.series import parse_duration
 from forecaster.sources import shipped_trace_path
 from forecaster.plots import show
@@ -170,7 +171,7 @@ path = Path(trace) if trace is not None else shipped_trace_path()
 frame = read_trace_csv(path)
 settings = ReplaySettings(policies=tuple(policies), model=model, lead_seconds=parse_duration(lead).total_seconds(),
                           quantile=quantile, replay_days=replay_days, peak_replicas=peak_replicas, seed=seed)
-report = replay(frame, settings, trace_name=trace_label(path))
+report = replay_with_forecaster(frame, settings, trace_name=trace_label(path))
 outcomes = outcomes_frame(report)
 outcomes.round(4)'''),
     ("md", "## Replicas over time against the oracle and the load"),

@@ -5,7 +5,7 @@
 
 Stages, one module each: reactive (the HPA v2 algorithm), capacity (rates -> replicas), predictive
 (forecast at now + lead -> replicas, or abstain), behavior (stabilization, rate limits), decide
-(merge, bounds, mode). See DESIGN.md "The decision".
+(merge, bounds, mode). See docs/architecture.md, "The decision".
 """
 
 from controller.policy.decide import decide

@@ -1,4 +1,6 @@
-"""Stages 3 and 5 and the whole decision: merge, behavior, bounds, mode (DESIGN.md "The decision").
+"""Stages 3 and 5 and the whole decision: merge, behavior, bounds, mode.
+
+(docs/architecture.md, "The decision".)
 
     decision, state = decide(spec, reactive_inputs, predictive_inputs, state, now)
 

@@ -1,83 +1,34 @@
 """The prescaler's forecaster inside a replay, without peeking.
 
 It is trained only on the history before the replay window, refit every `refit` (24 h) on the data
-observed up to then, and between refits forecasts from each newly completed bin with
-`Estimator.predict(horizon, quantiles, history=...)`: the fitted parameters are kept and only the
-state is brought up to `now`. Every series handed to `fit` or `predict` is a slice that ends at the
-last bin completed by `now` (`history_until`), the one place where time is cut; tests instrument it.
+observed up to then, and between refits forecasts from each newly completed bin: the fitted
+parameters are kept and only the state is brought up to `now`. Every series handed to `fit` or
+`forecast` is a slice that ends at the last bin completed by `now` (`history_until`), the one place
+where time is cut; tests instrument it.
 
-The statistics libraries load lazily (inside `fit_model`), so controller.sim imports without them.
+The forecasting engine comes in through forecaster.contract.replay's protocols (the composition root
+hands in forecaster.replay.EstimatorForecasting), so controller.sim imports no estimator and no
+statistics library.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
-import numpy as np
 import pandas as pd
 
 from forecaster.contract import Forecast, ForecastPoint, quantile_key
+from forecaster.contract.replay import FittedForecaster, ReplayForecasting
 
 FORECAST_SIGNALS = ("prompt_tokens", "output_tokens")
 
-# A fit function: (signal, series up to now) -> a fitted Estimator.
-FitFn = Callable[[str, pd.Series], object]
 
-
-# What `auto` chooses among in a replay, by the forecaster's own backtest (select_and_fit) at every
-# refit on the data up to then: the weekly baseline becomes eligible once 8 days are observed.
-# Holt-Winters is the one model that earns its place at a replay's pace (under a second a fit, ~8 ms
-# a forecast from new history): on the replay bench's 3-day windows it took NYC taxi from 99.81% SLO
-# at 1.13x oracle to 100% at 1.10x (the baselines could only pick last value after the blizzard
-# week, so the morning rise came unforeseen) and NASA from 96.2% at 1.50x to 97.5% at 1.43x, for
-# -0.17 points on WorldCup. SARIMAX, MSTL, Prophet and gbm cost seconds to a minute a fit each,
-# which a week replayed with daily refits cannot afford in the demo's 3 minutes; name one with
-# --model to replay it.
-AUTO_MODELS = ("last_value", "seasonal_naive_daily", "seasonal_naive_weekly", "holt_winters")
-# A named model that cannot fit yet (too little history) falls back to these, in order.
-FALLBACKS = ("seasonal_naive_daily", "last_value")
-
-
-def fit_model(model: str, *, auto_models: Sequence[str] = AUTO_MODELS) -> FitFn:
-    """The fit function for a model name: `auto` selects by backtest at each refit."""
-    chosen: dict[str, list[str]] = {}
-
-    def fit(signal: str, series: pd.Series):
-        from forecaster.estimators import make_estimator
-
-        if model == "auto":
-            try:
-                from forecaster.training import select_and_fit
-            except ImportError:  # pragma: no cover - a tree without the training module
-                select_and_fit = None
-            if select_and_fit is not None:
-                estimator, _record = select_and_fit(series, models=list(auto_models))
-                chosen.setdefault(signal, []).append(estimator.name)
-                return estimator
-            return make_estimator("seasonal_naive_daily").fit(series)
-        from forecaster.errors import InsufficientHistory
-
-        for name in (model, *FALLBACKS):
-            try:
-                estimator = make_estimator(name).fit(series)
-            except InsufficientHistory:
-                continue  # e.g. the weekly baseline before 8 days are observed: the next one down
-            chosen.setdefault(signal, []).append(estimator.name)
-            return estimator
-        raise InsufficientHistory(f"no model could be fit on {len(series)} bins of {signal}")
-
-    fit.chosen = chosen  # type: ignore[attr-defined]  # signal -> the model selected at each refit
-    return fit
-
-
-def rate_series(counts: pd.DataFrame, signal: str, bin_seconds: int) -> pd.Series:
-    """Counts per minute -> rate per second at `bin_seconds` bins (mean of present minutes; NaN gaps)."""
-    from forecaster.series import resample_rate
-
+def rate_series(counts: pd.DataFrame, signal: str, bin_seconds: int, forecasting: ReplayForecasting) -> pd.Series:
+    """Counts per minute -> rate per second at `bin_seconds` bins, binned as the forecaster bins."""
     rate = counts[signal].astype("float64") / 60.0
-    return resample_rate(rate, bin_seconds).rename(signal)
+    return forecasting.bin_rates(rate, bin_seconds).rename(signal)
 
 
 class RollingForecaster:
@@ -87,14 +38,13 @@ class RollingForecaster:
         self,
         counts: pd.DataFrame,
         *,
-        fit: FitFn,
+        forecasting: ReplayForecasting,
         bin_seconds: int = 600,
         horizon_seconds: float = 1800.0,
         quantiles: Sequence[float] = (0.5, 0.9),
         refit_seconds: float = 86_400.0,
         signals: Sequence[str] = FORECAST_SIGNALS,
         workload: str = "replay",
-        model_name: str = "auto",
     ) -> None:
         if bin_seconds % 60:
             raise ValueError(f"forecast bin ({bin_seconds} s) must be whole minutes")
@@ -106,14 +56,13 @@ class RollingForecaster:
         self.refit_seconds = refit_seconds
         self.signals = tuple(signals)
         self.workload = workload
-        self.model_name = model_name
-        self._fit = fit
+        self._forecasting = forecasting
         # The whole observed record (history + what the replay will observe); only ever sliced by time.
-        self._series = {s: rate_series(counts, s, self.bin_seconds) for s in self.signals}
+        self._series = {s: rate_series(counts, s, self.bin_seconds, forecasting) for s in self.signals}
         self._values = {s: series.to_numpy(dtype="float64") for s, series in self._series.items()}
         first = next(iter(self._series.values())).index[0]
         self._origin = first.to_pydatetime()
-        self._models: dict[str, object] = {}
+        self._models: dict[str, FittedForecaster] = {}
         self._fitted_at: datetime | None = None
         self._cache_bins = -1
         self._cache: dict[str, Forecast | None] = {}
@@ -138,10 +87,9 @@ class RollingForecaster:
 
     def _refit(self, now: datetime) -> None:
         for signal in self.signals:
-            series = self.history_until(signal, now)
-            self._models[signal] = self._fit(signal, series)
-            self.models_used.setdefault(signal, []).append(
-                getattr(self._models[signal], "name", self.model_name))
+            model = self._forecasting.fit(signal, self.history_until(signal, now))
+            self._models[signal] = model
+            self.models_used.setdefault(signal, []).append(model.name)
             self.fits += 1
         self._fitted_at = now
 
@@ -155,42 +103,21 @@ class RollingForecaster:
             return self._cache
         out: dict[str, Forecast | None] = {}
         for signal in self.signals:
-            history = self.history_until(signal, now)
-            model = self._models[signal]
             try:
-                frame = model.predict(self.horizon, self.quantiles, history=history)
+                forecast = self._models[signal].forecast(
+                    self.history_until(signal, now), steps=self.horizon, quantiles=self.quantiles,
+                    workload=self.workload, generated_at=now)
             except Exception:  # noqa: BLE001 - a failed forecast makes the policy abstain, as live
                 out[signal] = None
                 continue
             self.predictions += 1
-            out[signal] = self._to_contract(signal, frame, now, getattr(model, "name", self.model_name))
+            out[signal] = forecast
         self._cache_bins, self._cache = bins, out
         return out
 
-    def _to_contract(self, signal: str, frame: pd.DataFrame, now: datetime, model: str) -> Forecast:
-        keys = [quantile_key(q) for q in self.quantiles]
-        columns = [frame[k].to_numpy(dtype="float64") for k in keys]
-        means = frame["mean"].to_numpy(dtype="float64")
-        points = []
-        for i, stamp in enumerate(frame.index):
-            values = {k: float(np.nan_to_num(col[i])) for k, col in zip(keys, columns)}
-            points.append(
-                ForecastPoint.model_construct(
-                    timestamp=stamp.to_pydatetime().astimezone(timezone.utc),
-                    mean=float(np.nan_to_num(means[i])),
-                    quantiles=values,
-                )
-            )
-        # model_construct: the estimator already guarantees order and non-negativity (base.predict),
-        # and validating ~4,000 forecasts a replay would dominate its run time.
-        return Forecast.model_construct(
-            workload=self.workload, signal=signal, model=model, model_version=None,
-            generated_at=now.astimezone(timezone.utc), step_seconds=self.bin_seconds, points=points,
-        )
-
 
 class HindsightForecast:
-    """A fitted-estimator stand-in that "forecasts" the true future rates at every quantile.
+    """A fitted-model stand-in that "forecasts" the true future rates at every quantile.
 
     It peeks, on purpose: the `hindsight` reference policy is prescaler's decide() fed a perfect
     forecast at the forecaster's bin, which separates what forecast error costs from what the
@@ -202,26 +129,43 @@ class HindsightForecast:
     def __init__(self, truth: pd.Series) -> None:
         self._truth = truth.ffill().fillna(0.0)  # a gap holds the last rate seen, as a forecast would
 
-    def predict(self, horizon: int, quantiles: Sequence[float], *, history: pd.Series) -> pd.DataFrame:
+    def forecast(self, history: pd.Series, *, steps: int, quantiles: Sequence[float], workload: str,
+                 generated_at: datetime) -> Forecast:
         if len(history) == 0:
             raise ValueError("hindsight needs at least one observed bin to know where now is")
         step = self._truth.index[1] - self._truth.index[0]
-        index = pd.date_range(history.index[-1] + step, periods=horizon, freq=step)
+        index = pd.date_range(history.index[-1] + step, periods=steps, freq=step)
         values = self._truth.reindex(index).ffill().fillna(0.0).to_numpy(dtype="float64")
-        columns = {"mean": values, **{quantile_key(q): values for q in quantiles}}
-        return pd.DataFrame(columns, index=index)
+        keys = [quantile_key(q) for q in quantiles]
+        points = [
+            ForecastPoint.model_construct(timestamp=stamp.to_pydatetime().astimezone(timezone.utc),
+                                          mean=float(v), quantiles={k: float(v) for k in keys})
+            for stamp, v in zip(index, values)
+        ]
+        return Forecast.model_construct(
+            workload=workload, signal=history.name, model=self.name, model_version=None,
+            generated_at=generated_at.astimezone(timezone.utc), step_seconds=int(step.total_seconds()),
+            points=points,
+        )
 
 
-def hindsight_fit(counts: pd.DataFrame, bin_seconds: int) -> FitFn:
-    """The fit function of the `hindsight` reference: every signal's whole true record at the bin."""
-    truth = {}
+class HindsightForecasting:
+    """The `hindsight` reference's engine: every signal's whole true record, binned as `binning` bins."""
 
-    def fit(signal: str, series: pd.Series) -> HindsightForecast:
-        if signal not in truth:
-            truth[signal] = HindsightForecast(rate_series(counts, signal, bin_seconds))
-        return truth[signal]
+    def __init__(self, counts: pd.DataFrame, bin_seconds: int, binning: ReplayForecasting) -> None:
+        self._counts = counts
+        self._bin_seconds = bin_seconds
+        self._binning = binning
+        self._truth: dict[str, HindsightForecast] = {}
 
-    return fit
+    def bin_rates(self, per_minute_rates: pd.Series, bin_seconds: int) -> pd.Series:
+        return self._binning.bin_rates(per_minute_rates, bin_seconds)
+
+    def fit(self, signal: str, history: pd.Series) -> HindsightForecast:
+        if signal not in self._truth:
+            self._truth[signal] = HindsightForecast(
+                rate_series(self._counts, signal, self._bin_seconds, self._binning))
+        return self._truth[signal]
 
 
 def horizon_for(lead_seconds: float, interval_seconds: float, bin_seconds: int) -> float:
@@ -229,4 +173,5 @@ def horizon_for(lead_seconds: float, interval_seconds: float, bin_seconds: int) 
     return lead_seconds + interval_seconds + 2 * bin_seconds
 
 
-__all__ = ["RollingForecaster", "fit_model", "hindsight_fit", "horizon_for", "rate_series", "FORECAST_SIGNALS"]
+__all__ = ["FORECAST_SIGNALS", "HindsightForecast", "HindsightForecasting", "RollingForecaster", "horizon_for",
+           "rate_series"]

@@ -13,7 +13,6 @@ simulated replicas, so the two agree.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -28,15 +27,10 @@ from controller.policy import (
 )
 from controller.sim.config import SimConfig
 from controller.sim.engine import MetricsSample
-from controller.sim.forecasting import (
-    FORECAST_SIGNALS,
-    RollingForecaster,
-    fit_model,
-    hindsight_fit,
-    horizon_for,
-)
+from controller.sim.forecasting import FORECAST_SIGNALS, HindsightForecasting, RollingForecaster, horizon_for
 from controller.sim.reference import OracleScaler
 from controller.sim.workload import Workload
+from forecaster.contract.replay import ReplayForecasting
 
 # The metric the reactive stage scales on: in a cluster, a prometheus-adapter rule
 # `sum by (pod) (vllm:num_requests_running + vllm:num_requests_waiting)` exposed as a Pods metric.
@@ -62,7 +56,7 @@ def in_flight_target(workload: Workload, config: SimConfig) -> float:
     """
     prompt, output = mean_lengths(workload)
     replica = config.replica
-    rate = config.target_utilisation * replica.requests_per_second(prompt, output)
+    rate = config.target_utilization * replica.requests_per_second(prompt, output)
     return rate * (prompt / replica.prefill_tps + output / replica.max_decode_speed)
 
 
@@ -162,20 +156,19 @@ def prescaler_spec(workload: Workload, config: SimConfig, *, quantile: float, bi
         },
         capacity={"perReplica": {"promptTokensPerSecond": replica.prefill_tps,
                                  "outputTokensPerSecond": replica.decode_tps},
-                  "targetUtilization": config.target_utilisation},
+                  "targetUtilization": config.target_utilization},
     ))
 
 
 def prescaler_scaler(workload: Workload, config: SimConfig, settings, *,
-                     fit: Callable | None = None, name: str = "prescaler") -> DecideScaler:
+                     forecasting: ReplayForecasting, name: str = "prescaler") -> DecideScaler:
     """decide() with the forecast: trained on the history before the window, refreshed during it."""
     counts = pd.concat([workload.history, workload.observed])
     forecaster = RollingForecaster(
-        counts, fit=fit or fit_model(settings.model), bin_seconds=settings.forecast_bin_seconds,
+        counts, forecasting=forecasting, bin_seconds=settings.forecast_bin_seconds,
         horizon_seconds=horizon_for(config.lead_seconds, settings.forecast_interval_seconds,
                                     settings.forecast_bin_seconds),
         quantiles=(0.5, settings.quantile), refit_seconds=settings.refit_seconds,
-        model_name=settings.model,
     )
     spec = prescaler_spec(workload, config, quantile=settings.quantile,
                           bin_seconds=settings.forecast_bin_seconds, model=settings.model,
@@ -183,7 +176,8 @@ def prescaler_scaler(workload: Workload, config: SimConfig, settings, *,
     return DecideScaler(name, spec, workload, config, forecaster)
 
 
-def hindsight_scaler(workload: Workload, config: SimConfig, settings) -> DecideScaler:
+def hindsight_scaler(workload: Workload, config: SimConfig, settings, *,
+                     binning: ReplayForecasting) -> DecideScaler:
     """The `hindsight` reference: prescaler's spec and decide(), its forecast replaced by the truth.
 
     What prescaler would do with a perfect forecast at its bin (the forecaster's ceiling): the gap
@@ -191,5 +185,5 @@ def hindsight_scaler(workload: Workload, config: SimConfig, settings) -> DecideS
     the bin, the capacity model's headroom and the reactive stage cost.
     """
     counts = pd.concat([workload.history, workload.observed])
-    return prescaler_scaler(workload, config, settings, name="hindsight",
-                            fit=hindsight_fit(counts, settings.forecast_bin_seconds))
+    truth = HindsightForecasting(counts, settings.forecast_bin_seconds, binning)
+    return prescaler_scaler(workload, config, settings, name="hindsight", forecasting=truth)

@@ -11,12 +11,13 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from controller.sim.config import DEFAULT_TARGET_UTILISATION, ReplicaModel, SimConfig
+from controller.sim.config import DEFAULT_TARGET_UTILIZATION, ReplicaModel, SimConfig
 from controller.sim.engine import Scaler, run
 from controller.sim.reference import OracleScaler, StaticScaler, needed_per_minute
 from controller.sim.results import PolicyOutcome, PolicySeries, series_of, summarise
 from controller.sim.tokens import TOKEN_SOURCES
 from controller.sim.workload import Workload, build_workload
+from forecaster.contract.replay import ReplayForecasting
 
 POLICIES = ("hpa", "prescaler", "oracle", "static", "hindsight")
 # What a replay runs unless told: `hindsight` peeks at the future, so it is asked for by name.
@@ -43,7 +44,7 @@ class ReplaySettings(BaseModel):
         60.0, ge=0, description="window after the lead the forecast's maximum is taken over"
     )
     refit_seconds: float = Field(86_400.0, gt=0)
-    target_utilisation: float = Field(DEFAULT_TARGET_UTILISATION, gt=0, le=1)
+    target_utilization: float = Field(DEFAULT_TARGET_UTILIZATION, gt=0, le=1)
     replica: ReplicaModel | None = None
 
     @field_validator("policies")
@@ -80,7 +81,7 @@ class ReplaySettings(BaseModel):
         extra = {"replica": self.replica} if self.replica is not None else {}
         return SimConfig(
             lead_seconds=self.lead_seconds, seed=self.seed, max_replicas=max_replicas,
-            target_utilisation=self.target_utilisation, **extra,
+            target_utilization=self.target_utilization, **extra,
         )
 
 
@@ -110,8 +111,12 @@ class ReplayReport(BaseModel):
 
 
 def make_scaler(name: str, workload: Workload, settings: ReplaySettings, config: SimConfig,
-                fit: Callable | None = None) -> Scaler:
-    """The scaler for a policy name. hpa and prescaler drive controller.policy.decide()."""
+                forecasting: ReplayForecasting | None = None) -> Scaler:
+    """The scaler for a policy name. hpa and prescaler drive controller.policy.decide().
+
+    prescaler and hindsight need `forecasting` (hindsight only for its binning): the engine the
+    composition root hands in, forecaster.replay.EstimatorForecasting in the product.
+    """
     if name == "static":
         return StaticScaler()
     if name == "oracle":
@@ -120,18 +125,21 @@ def make_scaler(name: str, workload: Workload, settings: ReplaySettings, config:
 
     if name == "hpa":
         return hpa_scaler(workload, config)
+    if forecasting is None:
+        raise ValueError(f"policy {name!r} forecasts: the replay needs a forecasting engine "
+                         "(forecaster.replay.EstimatorForecasting)")
     if name == "hindsight":
-        return hindsight_scaler(workload, config, settings)
-    return prescaler_scaler(workload, config, settings, fit=fit)
+        return hindsight_scaler(workload, config, settings, binning=forecasting)
+    return prescaler_scaler(workload, config, settings, forecasting=forecasting)
 
 
-_JOB: tuple | None = None  # (workload, settings, config, fit), inherited by forked workers
+_JOB: tuple | None = None  # (workload, settings, config, forecasting), inherited by forked workers
 
 
 def _run_one(name: str):
-    workload, settings, config, fit = _JOB
+    workload, settings, config, forecasting = _JOB
     started = time.perf_counter()
-    result = run(workload, config, make_scaler(name, workload, settings, config, fit=fit))
+    result = run(workload, config, make_scaler(name, workload, settings, config, forecasting=forecasting))
     return name, result, time.perf_counter() - started
 
 
@@ -140,7 +148,7 @@ def replay(
     settings: ReplaySettings,
     *,
     trace_name: str = "trace",
-    fit: Callable | None = None,
+    forecasting: ReplayForecasting | None = None,
     log: Callable[[str], None] | None = None,
     jobs: int = 1,
 ) -> ReplayReport:
@@ -148,6 +156,7 @@ def replay(
 
     jobs > 1 runs the policies in that many forked processes (each replay is single-threaded and
     they share nothing but the read-only workload); the outcome is the same as with jobs=1.
+    `forecasting` is the engine prescaler and hindsight forecast with (see make_scaler).
     """
     global _JOB
     config = settings.sim_config()
@@ -159,7 +168,7 @@ def replay(
     walls = {}
     # The slowest (those that forecast) first, so a second worker takes the rest meanwhile.
     order = sorted(settings.policies, key=lambda p: p not in ("prescaler", "hindsight"))
-    _JOB = (workload, settings, config, fit)
+    _JOB = (workload, settings, config, forecasting)
     try:
         if jobs > 1 and len(order) > 1:
             import multiprocessing

@@ -1,17 +1,14 @@
-"""Writing a replay's outcome: the comparison table, report.json, replay.png and summary.md.
+"""A replay's outcome as text: the comparison table, report.json's content and summary.md's.
 
-Every file is written atomically (a temp file in the same folder, then os.replace), so a reader never
-sees half a report. matplotlib loads lazily, inside `write_plot`, with the Agg backend.
+Pure rendering; prescaler.replay_outputs writes the files (atomically) and draws the plot.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 from controller.sim.replay import ReplayReport
-from forecaster.atomic import atomic_write_bytes, atomic_write_text
 
 
 def report_json(report: ReplayReport, *, with_series: bool = True) -> str:
@@ -86,7 +83,7 @@ def summary_markdown(report: ReplayReport) -> str:
         f"Window {report.window_start:%Y-%m-%d %H:%M} to {report.window_end:%Y-%m-%d %H:%M} UTC "
         f"({days:.1f} days) after {report.history_days:.1f} days of history the forecaster trained on. "
         f"The trace is scaled by {report.scale:.4g} so its peak needs {s.peak_replicas:g} replicas at "
-        f"{s.target_utilisation:.0%} utilisation; cold start {s.lead_seconds:g} s; TTFT SLO 2 s; seed {s.seed}; "
+        f"{s.target_utilization:.0%} utilisation; cold start {s.lead_seconds:g} s; TTFT SLO 2 s; seed {s.seed}; "
         f"forecast model `{s.model}` at quantile {s.quantile:g}, {s.forecast_bin_seconds // 60}-minute bins, "
         f"refit every {s.refit_seconds / 3600:g} h.",
         "",
@@ -107,54 +104,3 @@ def summary_markdown(report: ReplayReport) -> str:
     for note in report.notes:
         lines.append(f"- {note}")
     return "\n".join(lines) + "\n"
-
-
-def write_plot(report: ReplayReport, path: Path) -> None:
-    """Load; replicas per policy against the oracle; SLO misses over time (one panel each)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import io
-
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    minutes = len(report.load_per_minute)
-    t = np.arange(minutes) / 1440.0
-    fig, axes = plt.subplots(3, 1, figsize=(12, 9), sharex=True)
-    axes[0].plot(t, np.asarray(report.load_per_minute) / 60.0, lw=0.6, color="black")
-    axes[0].set_ylabel("requests/s")
-    axes[0].set_title(f"{report.trace}: replayed load")
-    axes[1].plot(t, report.oracle_needed, lw=0.8, color="grey", label="needed (capacity model)")
-    colours = {"oracle": "tab:green", "hpa": "tab:red", "prescaler": "tab:blue", "static": "tab:purple",
-               "hindsight": "tab:cyan"}
-    for policy, series in report.series.items():
-        axes[1].plot(t, series.requested, lw=0.8, label=f"{policy} requested", color=colours.get(policy))
-    axes[1].set_ylabel("replicas")
-    axes[1].legend(loc="upper left", fontsize=8, ncol=3)
-    for policy, series in report.series.items():
-        per_hour = np.asarray(series.slo_misses, dtype=float)
-        hours = len(per_hour) // 60
-        if hours:
-            binned = per_hour[: hours * 60].reshape(hours, 60).sum(axis=1)
-            axes[2].step(np.arange(hours) / 24.0, binned, where="post", lw=0.8,
-                         label=policy, color=colours.get(policy))
-    axes[2].set_yscale("symlog", linthresh=1.0)
-    axes[2].set_ylabel("SLO misses per hour")
-    axes[2].set_xlabel("days into the replay")
-    axes[2].legend(loc="upper left", fontsize=8, ncol=4)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def write_outputs(report: ReplayReport, out: Path) -> dict[str, Path]:
-    """report.json, replay.png and summary.md under `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "report.json", "plot": out / "replay.png", "summary": out / "summary.md"}
-    atomic_write_text(paths["json"], report_json(report))
-    write_plot(report, paths["plot"])
-    atomic_write_text(paths["summary"], summary_markdown(report))
-    return paths

@@ -16,8 +16,8 @@ from typing import Protocol
 import pandas as pd
 
 from forecaster.errors import TraceFormatError
-from forecaster.sources import read_trace
 from forecaster.service.config import ConfigError, ServiceConfig, WorkloadSettings
+from forecaster.sources import read_trace
 
 WEEK = timedelta(days=7)
 

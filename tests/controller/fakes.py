@@ -1,7 +1,7 @@
 """Fake Prometheus and fake forecaster over real HTTP on loopback, for the controller's tests.
 
 Each is a ThreadingHTTPServer whose answers the test sets; `down = True` makes it answer 503. The
-controller's real httpx clients talk to them (fakes at the edge, DESIGN.md).
+controller's real httpx clients talk to them (fakes at the edges, docs/architecture.md).
 """
 
 from __future__ import annotations

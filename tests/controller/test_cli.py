@@ -6,7 +6,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from controller.run_cli import register
+from prescaler.controller_run import register
 
 from .conftest import autoscaler, deployment, sync_pods
 
@@ -83,7 +83,7 @@ def test_run_leads_and_releases_the_lease_on_sigterm(kube, tmp_path) -> None:
 
     kube.create("apps/v1", "deployments", deployment(replicas=2))
     kube.create(*PA, autoscaler(forecast=None, capacity=None))
-    code = ("import typer, sys\nfrom controller.run_cli import register\napp = typer.Typer()\nregister(app)\n"
+    code = ("import typer, sys\nfrom prescaler.controller_run import register\napp = typer.Typer()\nregister(app)\n"
             "@app.callback()\ndef _r(): pass\napp()\n")
     env = {k: v for k, v in os.environ.items() if k != "KUBERNETES_SERVICE_HOST"}
     proc = subprocess.Popen(

@@ -88,14 +88,14 @@ def test_the_crd_schema_rejects_what_the_model_rejects(mutate, where) -> None:
 
 
 def test_committed_crd_equals_the_generated_one() -> None:
-    assert CRD_PATH.read_text() == render_crd(), "configs/crd is stale: run `python -m controller.crd`"
+    assert CRD_PATH.read_text() == render_crd(), "configs/crd is stale: run `python -m prescaler.crd`"
 
 
 def test_regenerating_the_crd_gives_a_file_everyone_can_read(tmp_path) -> None:
     import os
     import stat
 
-    from controller.crd import main
+    from prescaler.crd import main
 
     target = tmp_path / "crd.yaml"
     old_umask = os.umask(0o022)

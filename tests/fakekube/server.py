@@ -3,7 +3,7 @@
 It speaks the REST paths the controller uses (discovery, core, apps/v1 with /scale, custom resources,
 autoscaling/v2, keda.sh, coordination.k8s.io, events.k8s.io), with list + watch (chunked JSON lines),
 patches (merge, JSON, strategic merge) and fault injection. No kube-apiserver can run where the tests
-run; this is the seam (DESIGN.md: "fakes at the edges") that lets the controller run its real client
+run; this is the seam (docs/architecture.md: "fakes at the edges") that lets the controller run its real client
 code. It is a test double: no authentication, no admission, no field validation beyond what is listed.
 """
 

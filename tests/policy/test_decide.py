@@ -1,4 +1,4 @@
-"""decide(): merge, modes, bounds, the state it carries, and the properties DESIGN.md promises."""
+"""decide(): merge, modes, bounds, the state it carries, and the properties docs/architecture.md promises."""
 
 from __future__ import annotations
 

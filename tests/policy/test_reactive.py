@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from controller.policy import reactive as stage
 from controller.policy.types import MetricObservation as Obs
-from controller.policy.types import PolicyInputError, Reason, ReactiveInputs
+from controller.policy.types import PolicyInputError, ReactiveInputs, Reason
 from tests.policy.builders import (
     cpu_metric,
     external_metric,

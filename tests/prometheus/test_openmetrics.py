@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forecaster.prometheus.counters import bin_counts
-
 from forecaster.prometheus.openmetrics import counter_samples, write_openmetrics
 
 

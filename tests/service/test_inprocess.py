@@ -10,9 +10,8 @@ import pytest
 import yaml
 
 from controller.errors import ForecastUnavailable
-from controller.forecast_client import InProcessForecasts
 from forecaster.service.inprocess import InProcessForecaster, InProcessUnavailable
-
+from prescaler.inprocess import InProcessForecasts
 from tests.service.conftest import FakeClock, config_dict, make_config
 
 

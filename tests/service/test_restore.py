@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 import shutil
 import threading
+import time
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from forecaster.registry import Registry
-from forecaster.service.server import Service, build_service
 from forecaster.service.config import parse_config
+from forecaster.service.server import Service, build_service
 from tests.service.conftest import FakeClock, LiveServer, config_dict, make_config
 
 SIGNALS = {"requests", "output_tokens"}

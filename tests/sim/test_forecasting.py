@@ -8,20 +8,35 @@ import pandas as pd
 import pytest
 
 from controller.sim.config import SimConfig
-from controller.sim.forecasting import RollingForecaster, fit_model
+from controller.sim.forecasting import RollingForecaster
 from controller.sim.workload import build_workload
+from forecaster.replay import EstimatorForecasting
 from tests.sim.conftest import daily_frame
 
 
-class SpyEstimator:
-    """Wraps a real estimator and records the last timestamp of every series it is handed."""
+class SpyModel:
+    """Wraps a real fitted model and records the last timestamp of every series it is handed."""
 
     def __init__(self, inner, log: list) -> None:
         self.inner, self.log, self.name = inner, log, inner.name
 
-    def predict(self, horizon, quantiles, history=None):
+    def forecast(self, history, **kwargs):
         self.log.append(("predict", history.index[-1]))
-        return self.inner.predict(horizon, quantiles, history=history)
+        return self.inner.forecast(history, **kwargs)
+
+
+class SpyForecasting:
+    """A real forecasting engine whose fits and forecasts are logged."""
+
+    def __init__(self, inner: EstimatorForecasting, log: list) -> None:
+        self.inner, self.log = inner, log
+
+    def bin_rates(self, per_minute_rates, bin_seconds):
+        return self.inner.bin_rates(per_minute_rates, bin_seconds)
+
+    def fit(self, signal, series):
+        self.log.append(("fit", series.index[-1]))
+        return SpyModel(self.inner.fit(signal, series), self.log)
 
 
 def test_no_peeking_fit_and_predict_see_only_bins_ended_by_now() -> None:
@@ -29,13 +44,8 @@ def test_no_peeking_fit_and_predict_see_only_bins_ended_by_now() -> None:
     workload = build_workload(frame, SimConfig(), replay_days=1.5, peak_replicas=10)
     counts = pd.concat([workload.history, workload.observed])
     log: list = []
-    real_fit = fit_model("seasonal_naive_daily")
-
-    def spy_fit(signal, series):
-        log.append(("fit", series.index[-1]))
-        return SpyEstimator(real_fit(signal, series), log)
-
-    forecaster = RollingForecaster(counts, fit=spy_fit, bin_seconds=600, refit_seconds=6 * 3600)
+    spy = SpyForecasting(EstimatorForecasting("seasonal_naive_daily"), log)
+    forecaster = RollingForecaster(counts, forecasting=spy, bin_seconds=600, refit_seconds=6 * 3600)
     now = workload.start + timedelta(seconds=15)
     checked = 0
     while now < workload.end:
@@ -56,8 +66,8 @@ def test_forecast_points_start_after_the_origin_and_cover_lead_plus_interval() -
     frame = daily_frame(3)
     workload = build_workload(frame, SimConfig(), replay_days=1, peak_replicas=10)
     counts = pd.concat([workload.history, workload.observed])
-    forecaster = RollingForecaster(counts, fit=fit_model("seasonal_naive_daily"), bin_seconds=600,
-                                   horizon_seconds=300 + 60 + 1200)
+    forecaster = RollingForecaster(counts, forecasting=EstimatorForecasting("seasonal_naive_daily"),
+                                   bin_seconds=600, horizon_seconds=300 + 60 + 1200)
     now = workload.start + timedelta(minutes=17)
     forecast = forecaster.forecasts(now)["prompt_tokens"]
     assert forecast.points[0].timestamp == workload.start + timedelta(minutes=10)
@@ -70,18 +80,25 @@ def test_forecast_points_start_after_the_origin_and_cover_lead_plus_interval() -
 def test_refit_interval_must_cover_a_bin() -> None:
     frame = daily_frame(2)
     with pytest.raises(ValueError, match="refit interval"):
-        RollingForecaster(frame, fit=fit_model("last_value"), bin_seconds=600, refit_seconds=60)
+        RollingForecaster(frame, forecasting=EstimatorForecasting("last_value"), bin_seconds=600,
+                          refit_seconds=60)
 
 
 def test_hindsight_forecasts_the_true_future_bins_and_nothing_before_now() -> None:
-    from controller.sim.forecasting import hindsight_fit, rate_series
+    from controller.sim.forecasting import HindsightForecasting, rate_series
 
     frame = daily_frame(2, noise=0.2)
-    truth = rate_series(frame, "prompt_tokens", 600)
-    estimator = hindsight_fit(frame, 600)("prompt_tokens", truth.iloc[:50])
-    out = estimator.predict(4, [0.5, 0.9], history=truth.iloc[:50])
-    assert list(out.index) == list(truth.index[50:54])  # the bins after the last observed one
-    for column in ("mean", "0.5", "0.9"):
-        assert out[column].to_numpy() == pytest.approx(truth.iloc[50:54].to_numpy())
+    binning = EstimatorForecasting("last_value")
+    truth = rate_series(frame, "prompt_tokens", 600, binning)
+    model = HindsightForecasting(frame, 600, binning).fit("prompt_tokens", truth.iloc[:50])
+    now = truth.index[50].to_pydatetime()
+    out = model.forecast(truth.iloc[:50], steps=4, quantiles=[0.5, 0.9], workload="w", generated_at=now)
+    # the bins after the last observed one
+    assert [p.timestamp for p in out.points] == [t.to_pydatetime() for t in truth.index[50:54]]
+    expected = truth.iloc[50:54].to_numpy()
+    assert [p.mean for p in out.points] == pytest.approx(expected)
+    for key in ("0.5", "0.9"):
+        assert [p.quantiles[key] for p in out.points] == pytest.approx(expected)
+    assert out.step_seconds == 600 and out.signal == "prompt_tokens"
     with pytest.raises(ValueError, match="observed bin"):
-        estimator.predict(4, [0.9], history=truth.iloc[:0])
+        model.forecast(truth.iloc[:0], steps=4, quantiles=[0.9], workload="w", generated_at=now)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from controller.sim.cli import shipped_trace
-from controller.sim.replay import ReplaySettings, replay
-from controller.sim.workload import read_trace_csv
+from controller.sim.replay import ReplaySettings
+from prescaler.replays import replay_with_forecaster as replay
+from prescaler.traces import read_trace_csv, shipped_trace
 
 pytest.importorskip("controller.policy.decide")
 

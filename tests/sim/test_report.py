@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from controller.sim.replay import ReplaySettings, replay
-from controller.sim.report import markdown_table, summary_markdown, write_outputs
+from controller.sim.report import markdown_table, summary_markdown
+from prescaler.replay_outputs import write_outputs
 from tests.sim.conftest import daily_frame
 
 

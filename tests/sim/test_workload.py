@@ -9,7 +9,8 @@ import pytest
 
 from controller.sim.config import SimConfig
 from controller.sim.tokens import AZURE_CONV_SHAPE, length_distribution
-from controller.sim.workload import build_workload, read_trace_csv, replicas_needed
+from controller.sim.workload import build_workload, replicas_needed
+from prescaler.traces import read_trace_csv
 from tests.sim.conftest import daily_frame
 
 GOOD = "timestamp,requests,prompt_tokens,output_tokens\n" + "".join(

@@ -9,8 +9,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from controller.sim.cli import register
 from controller.sim.results import OUTCOME_KEYS
+from prescaler.simulate import register
 from tests.sim.conftest import daily_frame
 
 

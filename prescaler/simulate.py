@@ -12,19 +12,6 @@ import typer
 DEMO_POLICIES = ("hpa", "prescaler", "oracle", "static")
 
 
-def shipped_trace() -> Path:
-    """The ServeGen m-small trace shipped inside the forecaster package."""
-    try:
-        from forecaster.sources import shipped_trace_path  # lands with the sources helper
-    except ImportError:
-        shipped_trace_path = None
-    if shipped_trace_path is not None:
-        return Path(shipped_trace_path())
-    import forecaster
-
-    return Path(forecaster.__file__).resolve().parent / "data" / "servegen_m-small_1min.csv"
-
-
 def _fail(message: str) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
@@ -67,7 +54,7 @@ def _timestamp(text: str | None) -> datetime | None:
 
 
 def _load(path: Path):
-    from controller.sim.workload import read_trace_csv
+    from prescaler.traces import read_trace_csv
 
     try:
         return read_trace_csv(path)
@@ -76,13 +63,13 @@ def _load(path: Path):
 
 
 def _run(frame, settings, trace_name: str, jobs: int = 1):
-    from controller.sim.replay import replay
+    from prescaler.replays import replay_with_forecaster
 
     def log(message: str) -> None:
         typer.echo(message, err=True)
 
     try:
-        return replay(frame, settings, trace_name=trace_name, log=log, jobs=jobs)
+        return replay_with_forecaster(frame, settings, trace_name=trace_name, log=log, jobs=jobs)
     except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
 
@@ -130,7 +117,9 @@ def demo(
 ) -> None:
     """The shipped ServeGen m-small trace: train on week one, replay week two under every policy."""
     from controller.sim.replay import trace_label
-    from controller.sim.report import comparison_line, print_table, write_outputs
+    from controller.sim.report import comparison_line, print_table
+    from prescaler.replay_outputs import write_outputs
+    from prescaler.traces import shipped_trace
 
     started = time.perf_counter()
     path = shipped_trace()

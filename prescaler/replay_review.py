@@ -70,7 +70,7 @@ def sweep(
     Every run shares `base`'s window, seed and model, so only lead and quantile differ. The oracle
     runs with each, so `gpu_hours_vs_oracle` compares like with like (a longer lead costs the oracle
     too). Policies that ignore the forecast (hpa, static) run once per lead and are reported with
-    quantile NaN. `replay` defaults to controller.sim.replay.replay (tests pass a fake).
+    quantile NaN. `replay` defaults to prescaler.replays.replay_with_forecaster (tests pass a fake).
     """
     import math
 
@@ -85,7 +85,7 @@ def sweep(
     if any(float(lead) < 0 for lead in leads):
         raise ValueError(f"sweep leads must be >= 0 seconds, got {list(leads)}")
     if replay is None:
-        from controller.sim.replay import replay
+        from prescaler.replays import replay_with_forecaster as replay
     forecast_policies = tuple(p for p in base.policies if p not in _QUANTILE_FREE and p != "oracle")
     free_policies = tuple(p for p in base.policies if p in _QUANTILE_FREE)
     rows = []

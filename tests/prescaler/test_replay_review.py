@@ -1,4 +1,4 @@
-"""controller.replay_review: the replay tables, the lead/quantile sweep and its figures."""
+"""prescaler.replay_review: the replay tables, the lead/quantile sweep and its figures."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from controller.replay_review import (
+from controller.sim.replay import ReplaySettings, replay
+from prescaler.replay_review import (
     SWEEP_COLUMNS,
     outcomes_figure,
     outcomes_frame,
@@ -17,7 +18,6 @@ from controller.replay_review import (
     sweep,
     sweep_figure,
 )
-from controller.sim.replay import ReplaySettings, replay
 from tests.sim.conftest import daily_frame
 
 

@@ -1,7 +1,7 @@
 """`prescaler report`: the forecast review, the model leaderboard and a replay as one static HTML file.
 
 For people without Jupyter: the same numbers and figures as notebooks/01-03 (both call
-forecaster.review, forecaster.plots and controller.replay_review), written as `index.html` with PNG
+forecaster.review, forecaster.plots and prescaler.replay_review), written as `index.html` with PNG
 figures beside it. Every file is written atomically, the figures first and index.html last, so the
 page never references a figure that is not there yet. forecaster, pandas and matplotlib load inside
 the functions: importing this module (as `prescaler --help` does) costs nothing.
@@ -14,12 +14,14 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from forecaster.contract import Clock, system_clock
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -91,7 +93,7 @@ class ReportSettings(BaseModel):
     @model_validator(mode="after")
     def _cross(self) -> "ReportSettings":
         from forecaster.estimators import available
-        from forecaster.selection import parse_objective
+        from forecaster.objective import parse_objective
 
         parse_objective(self.objective)
         for name in (self.review_model, self.replay_model if self.replay_model != "auto" else None):
@@ -220,15 +222,16 @@ def review_section(settings: ReportSettings, series: "pd.Series", label: str, mo
 
 def replay_section(settings: ReportSettings, trace: Path, frame: "pd.DataFrame", figures: _Figures) -> Section:
     """The policies replayed on the simulated cluster; `frame` is read_trace_csv(trace)."""
-    from controller.replay_review import outcomes_figure, outcomes_frame, replicas_figure
-    from controller.sim.replay import ReplaySettings, replay, trace_label
+    from controller.sim.replay import ReplaySettings, trace_label
+    from prescaler.replay_review import outcomes_figure, outcomes_frame, replicas_figure
+    from prescaler.replays import replay_with_forecaster
 
     replay_settings = ReplaySettings(
         policies=("hpa", "prescaler", "oracle"), model=settings.replay_model, quantile=settings.quantile,
         lead_seconds=settings.lead_seconds, replay_days=settings.replay_days,
         peak_replicas=settings.peak_replicas, seed=settings.seed,
     )
-    report = replay(frame, replay_settings, trace_name=trace_label(trace))
+    report = replay_with_forecaster(frame, replay_settings, trace_name=trace_label(trace))
     section = Section("Scaling replay")
     section.paragraphs.append(
         f"The last {settings.replay_days:g} day(s) replayed on the simulated vLLM cluster, scaled so the "
@@ -275,7 +278,7 @@ def build_report(
     settings: ReportSettings,
     out: Path,
     *,
-    clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    clock: Clock = system_clock,
     log: Callable[[str], None] | None = None,
 ) -> Path:
     """Write out/index.html and its PNGs; returns the index path."""
@@ -314,8 +317,8 @@ def build_report(
 def _replayable(trace: Path) -> tuple["pd.DataFrame | None", str]:
     """The simulator's per-minute frame of `trace`, or None and why it cannot be replayed (the
     simulator replays one-minute traces only; the review itself takes any bin)."""
-    from controller.sim.workload import read_trace_csv
     from forecaster.errors import ForecasterError
+    from prescaler.traces import read_trace_csv
 
     try:
         return read_trace_csv(trace), ""

@@ -1,4 +1,4 @@
-"""The `prescaler` command. Each area registers its own commands from its own module.
+"""The `prescaler` command: the composition root's entry point. Each area registers its own commands.
 
 Command modules import their heavy libraries inside the command functions, so `prescaler --help`
 and the controller's commands work on an install without the `forecaster` extra.
@@ -23,9 +23,9 @@ COMMAND_MODULES = (
     "forecaster.cli",             # backtest, train, forecast
     "forecaster.prometheus.cli",  # prometheus backfill
     "forecaster.service.cli",     # forecaster serve
-    "controller.sim.cli",         # simulate, demo
-    "controller.run_cli",         # controller run
-    "controller.report",          # report (static HTML review)
+    "prescaler.simulate",         # simulate, demo
+    "prescaler.controller_run",   # controller run
+    "prescaler.report",           # report (static HTML review)
 )
 
 for _name in COMMAND_MODULES:

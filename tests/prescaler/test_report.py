@@ -12,7 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from controller import report as report_module
+from prescaler import report as report_module
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FAST = ["--models", "last_value,seasonal_naive_daily", "--review-days", "1", "--eval-days", "1",
@@ -134,8 +134,8 @@ def test_report_module_imports_without_the_heavy_libraries() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, controller.report; "
+    code = ("import sys, prescaler.report; "
             "print([m for m in ('pandas', 'matplotlib', 'sklearn', 'statsmodels') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
+                         cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "[]"

@@ -1,4 +1,4 @@
-"""`prescaler controller run`: the in-cluster controller (registered into controller/cli.py's app).
+"""`prescaler controller run`: the in-cluster controller (registered into prescaler/cli.py's app).
 
 In a pod (KUBERNETES_SERVICE_HOST set, no --kubeconfig) it uses the service account; otherwise the
 kubeconfig. `--once` reconciles every resource one time and exits (non-zero if any sync failed);
@@ -43,14 +43,15 @@ def register(app: typer.Typer) -> None:
         log_level: str = typer.Option("INFO", help="DEBUG, INFO, WARNING"),
     ) -> None:
         """Watch PredictiveAutoscalers and scale their targets one lead time ahead of the forecast."""
-        from controller.clock import system_clock
-        from controller.forecast_client import HttpForecastClient, InProcessForecasts
+        from controller.forecast_client import HttpForecastClient
         from controller.kube import KubeClient, api_client_for
         from controller.leader import LeaseElector
         from controller.live_metrics import PrometheusLiveMetrics
         from controller.loop import AutoscalerCache, Controller
         from controller.reconcile import Clients, Reconciler
         from controller.server import ControllerMetrics, Health, serve
+        from forecaster.contract import system_clock
+        from prescaler.inprocess import InProcessForecasts
 
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
         if kubeconfig is not None and not kubeconfig.is_file():

@@ -1,0 +1,22 @@
+"""A replay with the real forecaster: the simulator and the forecaster wired together.
+
+controller.sim.replay takes its forecasting engine as an argument (it imports only the contract);
+this is the one place the product hands it the forecaster's, so every command, the report, the
+notebooks and the benchmarks replay with the same engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+
+from controller.sim.replay import ReplayReport, ReplaySettings, replay
+from forecaster.replay import EstimatorForecasting
+
+
+def replay_with_forecaster(frame: pd.DataFrame, settings: ReplaySettings, *, trace_name: str = "trace",
+                           log: Callable[[str], None] | None = None, jobs: int = 1) -> ReplayReport:
+    """controller.sim.replay.replay with forecaster.replay.EstimatorForecasting(settings.model)."""
+    return replay(frame, settings, trace_name=trace_name, log=log, jobs=jobs,
+                  forecasting=EstimatorForecasting(settings.model))
