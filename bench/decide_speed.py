@@ -77,8 +77,6 @@ def scenario(with_forecast: bool):
               for m in range(60)]
     forecast = Forecast(workload="llama-8b", signal="requests", model="gbm", generated_at=NOW, step_seconds=60,
                         points=points)
-    predictive = PredictiveInputs(forecasts={"requests": forecast}, observed_rates={"requests": 21.0},
-                                  lead_time_seconds=300.0) if with_forecast else None
     # Warm the state to steady state: 30 minutes of 15 s syncs, each with a forecast made then, so
     # the state holds a full stabilization window, pending forecasts and matured outcomes. The last
     # minute's four syncs (one of which scores a matured forecast) are what is measured, in turn.

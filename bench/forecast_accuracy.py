@@ -127,14 +127,14 @@ def ensemble_row(path: str, bin_seconds: int, last_days: float | None, eval_days
                  rows: list[dict]) -> dict:
     """The ensemble scored from the other rows' per-origin forecasts: no fit of its own."""
     from forecaster.backtest import combine_runs, plan_origins, rank_members
-    from forecaster.estimators.ensemble import DEFAULT_K as k
+    from forecaster.estimators.ensemble import DEFAULT_K
 
     started = time.perf_counter()
     series = _series(path, bin_seconds, last_days)
     config = _config(eval_days, refits)
     plan = plan_origins(series, config)
     runs = {r["model"]: r["_run"] for r in rows if r.get("_run") is not None}
-    members = rank_members(runs, plan.horizons, config.ranking_objective)[:k]
+    members = rank_members(runs, plan.horizons, config.ranking_objective)[:DEFAULT_K]
     run = combine_runs("ensemble", members, runs, series, plan, config)
     return _row(run, origins=len(plan.origins), bins=len(series),
                 wall_seconds=time.perf_counter() - started, cpu_seconds=None, peak_mb=None)
@@ -334,7 +334,8 @@ def markdown(report: dict) -> str:
         for r in t["runs"]:
             name = r["model"] + (" (b)" if r.get("is_baseline") else "")
             if r["status"] != "ok":
-                lines.append(f"| {name} | {r['status']}: {r.get('reason')} | | | | | | | | | | {_f(r.get('peak_mb'), 0)} |")
+                lines.append(f"| {name} | {r['status']}: {r.get('reason')} | | | | | | | | | | "
+                             f"{_f(r.get('peak_mb'), 0)} |")
                 continue
             a, b = r["scores"]["15m"], r["scores"]["60m"]
             lines.append(
@@ -389,7 +390,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--results", type=Path, default=RESULTS,
-                        help="folder for forecast_accuracy.json and .md (a partial run need not overwrite the committed ones)")
+                        help="folder for forecast_accuracy.json and .md "
+                             "(a partial run need not overwrite the committed ones)")
     args = parser.parse_args(argv)
 
     from forecaster.atomic import atomic_write_json, atomic_write_text

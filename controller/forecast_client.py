@@ -8,6 +8,7 @@ stage with ForecastMissing (docs/architecture.md, the decision).
 
 from __future__ import annotations
 
+import ssl
 from typing import Protocol, Sequence
 from urllib.parse import quote
 
@@ -32,12 +33,9 @@ class HttpForecastClient:
                  verify: str | bool = True, transport: httpx.BaseTransport | None = None):
         """verify: True (system CAs), False, or a CA bundle path (the forecaster's self-signed serving cert)."""
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        if isinstance(verify, str):
-            import ssl
-
-            verify = ssl.create_default_context(cafile=verify)
+        tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
         self._http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout, headers=headers,
-                                  transport=transport, verify=verify)
+                                  transport=transport, verify=tls)
 
     def close(self) -> None:
         self._http.close()

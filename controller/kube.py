@@ -167,10 +167,11 @@ class KubeClient:
         if group != "apps" or ref.kind not in ("Deployment", "StatefulSet"):
             return None
         plural = _KNOWN_PLURALS[("apps", ref.kind)]
+        path = self._object_path(ref.api_version, plural, namespace, ref.name)
         if plural == "deployments":
-            obj = self._call("get", "apps", "deployments", "GET", self._object_path(ref.api_version, plural, namespace, ref.name))
+            obj = self._call("get", "apps", "deployments", "GET", path)
         else:
-            obj = self._call("get", "apps", "statefulsets", "GET", self._object_path(ref.api_version, plural, namespace, ref.name))
+            obj = self._call("get", "apps", "statefulsets", "GET", path)
         return int((obj.get("status") or {}).get("readyReplicas", 0))
 
     def list_pods(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:

@@ -88,7 +88,8 @@ class LeaseElector:
 
     def _became(self, leader: bool) -> bool:
         if leader != self.is_leader:
-            log.info("%s %s the lease %s/%s", self.identity, "acquired" if leader else "lost", self.namespace, self.name)
+            log.info("%s %s the lease %s/%s", self.identity, "acquired" if leader else "lost",
+                     self.namespace, self.name)
         self.is_leader = leader
         return leader
 

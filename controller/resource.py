@@ -21,7 +21,8 @@ API_VERSION = "prescaler.dev/v1alpha1"
 KIND = "PredictiveAutoscaler"
 PLURAL = "predictiveautoscalers"
 
-# Condition types the controller writes: the policy's four and our own two (docs/architecture.md, "The controller loop").
+# Condition types the controller writes: the policy's four and our own two (docs/architecture.md,
+# "The controller loop").
 CONDITION_TYPES = ("AbleToScale", "ScalingActive", "ForecastHealthy", "ScalingLimited",
                    "OwnedByAnotherAutoscaler", "SpecValid")
 

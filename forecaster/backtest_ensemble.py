@@ -43,7 +43,13 @@ def combine_runs(
     unscored = [f"{m} ({runs[m].status}: {runs[m].reason})" for m in members if runs[m].status != "ok"]
     if unscored:
         return ModelRun(name, False, "skipped", f"members not scored: {', '.join(unscored)}", members=tuple(members))
-    forecasts = quantile_average([runs[m].forecasts for m in members])
+    member_forecasts = []
+    for m in members:
+        member_forecast = runs[m].forecasts
+        if member_forecast is None:  # every scored run keeps its forecasts (backtest_run.assemble)
+            raise ValueError(f"ensemble {name!r}: member {m!r} is scored but kept no forecasts to average")
+        member_forecasts.append(member_forecast)
+    forecasts = quantile_average(member_forecasts)
     values = series.to_numpy(dtype="float64")
     return ModelRun(
         name, False, "ok", None,

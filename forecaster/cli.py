@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     import pandas as pd
 
 EXIT_USAGE = 2
@@ -103,6 +105,7 @@ def _load_frame(
         return frame, step_s, f"{prometheus} (model_name={model_name}, last {days:g} days)"
     from forecaster.sources import native_bin_of, read_trace
 
+    assert trace is not None  # exactly one of trace and prometheus, checked above
     frame = read_trace(trace)
     return frame, native_bin_of(trace, frame), str(trace)
 
@@ -166,8 +169,10 @@ class _ProgressBar:
         self.progress.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None,
+    ) -> None:
+        self.progress.__exit__(exc_type, exc, tb)
 
     def __call__(self, model: str, done: int, total: int) -> None:
         # Per-model counts: a skipped model reports done == total at once, so the bar stays truthful.

@@ -62,7 +62,9 @@ class FittedEstimator:
 
 
 def _step(index: pd.DatetimeIndex) -> int:
-    return int((index[1] - index[0]).total_seconds()) if len(index) > 1 else int(pd.Timedelta(index.freq).total_seconds())
+    if len(index) > 1:
+        return int((index[1] - index[0]).total_seconds())
+    return int(pd.Timedelta(index.freq).total_seconds())
 
 
 class EstimatorForecasting:

@@ -329,7 +329,7 @@ def selection_frame(record) -> pd.DataFrame:
             )
         except KeyError as exc:
             raise ValueError(f"selection record lacks {exc} (has {sorted(record)})") from exc
-    roles = {}
+    roles: dict[str, list[str]] = {}
     for role, name in (("best baseline", record.best_baseline), ("best model", record.best_model)):
         if name is not None:
             roles.setdefault(name, []).append(role)

@@ -45,6 +45,7 @@ def load_review_series(
     step = parse_bin(bin)
     if trace is not None and prometheus is not None:
         raise ValueError(f"give a trace ({trace}) or a Prometheus URL ({prometheus}), not both")
+    native: int | None
     if prometheus is not None:
         if not model_name:
             raise ValueError("model_name is required with prometheus: the vLLM model_name label to query")

@@ -71,10 +71,10 @@ def select_from_scores(
     names = list(scores)
     baseline = _best(scores, [n for n in names if n in baselines])
     model = _best(scores, [n for n in names if n not in baselines])
-    if baseline is None and model is None:
-        why = "; ".join(f"{n}: {r}" for n, r in (unscored or {}).items()) or "no model was backtested"
-        raise NoModelScored(f"no model could be scored on {objective} ({why})")
     if baseline is None:
+        if model is None:
+            why = "; ".join(f"{n}: {r}" for n, r in (unscored or {}).items()) or "no model was backtested"
+            raise NoModelScored(f"no model could be scored on {objective} ({why})")
         selected, reason = model, f"no baseline could be scored; {model} is the best model on {objective}"
     elif model is None:
         selected, reason = baseline, f"only baselines were scored; {baseline} is the best on {objective}"

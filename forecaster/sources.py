@@ -254,7 +254,8 @@ def _parse_stamps(text: pd.Series) -> tuple[pd.DatetimeIndex, list[_Problem]]:
     if bad.size:
         cell = cells.iat[int(bad[0])]
         problems.append(
-            _Problem(int(bad[0]), "timestamp", f"unparsable timestamp {cell!r} (expected ISO 8601, e.g. 2025-01-05T16:00:00Z)")
+            _Problem(int(bad[0]), "timestamp",
+                     f"unparsable timestamp {cell!r} (expected ISO 8601, e.g. 2025-01-05T16:00:00Z)")
         )
     return pd.DatetimeIndex(parsed).as_unit("ns"), problems
 
@@ -434,8 +435,8 @@ def parse_native(text: str) -> int | None:
         return max(seconds, _FINEST_FILE_BIN_SECONDS)
     for amount, unit in _NATIVE_AMOUNT.findall(lowered):
         if unit in _NATIVE_UNIT_SECONDS:
-            seconds = float(amount) * _NATIVE_UNIT_SECONDS[unit]
-            return max(int(round(seconds)), _FINEST_FILE_BIN_SECONDS)
+            exact = float(amount) * _NATIVE_UNIT_SECONDS[unit]
+            return max(int(round(exact)), _FINEST_FILE_BIN_SECONDS)
     if per:
         seconds = {"request": 0, "second": 1, "sec": 1, "minute": 60, "min": 60, "hour": 3600}[per.group(1)]
         return max(seconds, _FINEST_FILE_BIN_SECONDS)

@@ -155,7 +155,7 @@ peak_replicas = 20.0    # the trace is scaled so its peak needs this many replic
 seed = 0
 sweep_leads = ["2m", "10m"]       # the sweep runs on a short slice so it stays fast
 sweep_quantiles = [0.5, 0.9]
-sweep_days = 0.25'''),
+sweep_days = 0.25'''),  # noqa: E501 - a notebook cell verbatim (tests/notebooks compares the committed file)
     ("code", '''from pathlib import Path
 
 from controller.sim.replay import ReplaySettings, trace_label

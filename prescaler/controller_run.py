@@ -23,7 +23,8 @@ def register(app: typer.Typer) -> None:
 
     @controller_app.command("run")
     def run(
-        kubeconfig: Optional[Path] = typer.Option(None, help="kubeconfig file (default: in-cluster, else ~/.kube/config)"),
+        kubeconfig: Optional[Path] = typer.Option(
+            None, help="kubeconfig file (default: in-cluster, else ~/.kube/config)"),
         namespace: Optional[str] = typer.Option(None, help="only this namespace (default: all)"),
         once: bool = typer.Option(False, "--once", help="reconcile every PredictiveAutoscaler once and exit"),
         dry_run: bool = typer.Option(False, "--dry-run", help="decide and log; write nothing"),

@@ -85,7 +85,9 @@ def sweep(
     if any(float(lead) < 0 for lead in leads):
         raise ValueError(f"sweep leads must be >= 0 seconds, got {list(leads)}")
     if replay is None:
-        from prescaler.replays import replay_with_forecaster as replay
+        from prescaler.replays import replay_with_forecaster
+
+        replay = replay_with_forecaster
     forecast_policies = tuple(p for p in base.policies if p not in _QUANTILE_FREE and p != "oracle")
     free_policies = tuple(p for p in base.policies if p in _QUANTILE_FREE)
     rows = []

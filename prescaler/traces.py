@@ -21,7 +21,7 @@ def read_trace_csv(path: str | Path) -> pd.DataFrame:
     frame = read_trace(path)
     step = native_bin_seconds(frame.index)
     if step != 60:
-        raise TraceFormatError(path, f"the replay needs one-minute rows; this trace has {step} s rows")
+        raise TraceFormatError(str(path), f"the replay needs one-minute rows; this trace has {step} s rows")
     return frame
 
 

@@ -14,6 +14,7 @@ from controller.policy.types import (
     Condition,
     Decision,
     MetricObservation,
+    PodCondition,
     PolicyInputError,
     PolicyState,
     PredictiveInputs,
@@ -23,6 +24,6 @@ from controller.policy.types import (
 )
 
 __all__ = [
-    "Condition", "Decision", "MetricObservation", "PolicyInputError", "PolicyState", "PredictiveAutoscalerSpec",
-    "PredictiveInputs", "ReactiveInputs", "Reason", "StageResult", "decide",
+    "Condition", "Decision", "MetricObservation", "PodCondition", "PolicyInputError", "PolicyState",
+    "PredictiveAutoscalerSpec", "PredictiveInputs", "ReactiveInputs", "Reason", "StageResult", "decide",
 ]

@@ -87,7 +87,7 @@ def _longest_window(spec: PredictiveAutoscalerSpec) -> float:
     b = spec.behavior
     if b is None:
         return float(DEFAULT_DOWNSCALE_STABILIZATION_SECONDS)
-    return float(max(b.scale_up.stabilization_window_seconds, b.scale_down.stabilization_window_seconds))
+    return float(max(b.up.window_seconds, b.down.window_seconds))
 
 
 def longest_period(spec: PredictiveAutoscalerSpec) -> float:
@@ -95,7 +95,7 @@ def longest_period(spec: PredictiveAutoscalerSpec) -> float:
     b = spec.behavior
     if b is None:
         return 0.0
-    periods = [p.period_seconds for r in (b.scale_up, b.scale_down) for p in (r.policies or ())]
+    periods = [p.period_seconds for r in (b.up, b.down) for p in (r.policies or ())]
     return float(max(periods, default=0))
 
 
@@ -146,10 +146,10 @@ def apply(spec: PredictiveAutoscalerSpec, current: int, desired: int, recs: tupl
                 f"capped at max(2 x {current}, 4) = {limit}"), stabilized
         return stabilized, reason, message, stabilized
 
-    up_rules, down_rules = b.scale_up, b.scale_down
+    up_rules, down_rules = b.up, b.down
     # stabilizeRecommendationWithBehaviors: samples strictly After(cutoff) count.
-    up_cutoff = now - up_rules.stabilization_window_seconds
-    down_cutoff = now - down_rules.stabilization_window_seconds
+    up_cutoff = now - up_rules.window_seconds
+    down_cutoff = now - down_rules.window_seconds
     up_rec = down_rec = desired
     if up_cutoff >= down_cutoff:
         # The usual case (the scale-up window is the shorter one): a sample newer than the scale-up
@@ -179,12 +179,12 @@ def apply(spec: PredictiveAutoscalerSpec, current: int, desired: int, recs: tupl
             reason = Reason.SCALE_UP_STABILIZED
             message = (f"recent recommendations were lower than current one, applying the lowest recent "
                        f"recommendation ({stabilized}, wanted {desired}; window "
-                       f"{up_rules.stabilization_window_seconds} s)")
+                       f"{up_rules.window_seconds} s)")
         else:
             reason = Reason.SCALE_DOWN_STABILIZED
             message = (f"recent recommendations were higher than current one, applying the highest recent "
                        f"recommendation ({stabilized}, wanted {desired}; window "
-                       f"{down_rules.stabilization_window_seconds} s)")
+                       f"{down_rules.window_seconds} s)")
 
     # convertDesiredReplicasWithBehaviorRate (without min/max, applied by the bounds stage).
     if stabilized > current:

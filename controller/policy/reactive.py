@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from controller.policy.spec import DEFAULT_TOLERANCE, MetricSpec, PredictiveAutoscalerSpec
 from controller.policy.types import MetricObservation, PolicyInputError, ReactiveInputs, Reason, StageResult
+
+_T = TypeVar("_T")
 
 
 class Tolerances:
@@ -38,8 +40,8 @@ class Tolerances:
 def tolerances_for(spec: PredictiveAutoscalerSpec) -> Tolerances:
     """behavior.scaleUp/scaleDown.tolerance (Kubernetes 1.33), each falling back to the global 0.1."""
     b = spec.behavior
-    down = b.scale_down.tolerance if b is not None and b.scale_down.tolerance is not None else DEFAULT_TOLERANCE
-    up = b.scale_up.tolerance if b is not None and b.scale_up.tolerance is not None else DEFAULT_TOLERANCE
+    down = b.down.tolerance if b is not None and b.down.tolerance is not None else DEFAULT_TOLERANCE
+    up = b.up.tolerance if b is not None and b.up.tolerance is not None else DEFAULT_TOLERANCE
     return Tolerances(scale_down=down, scale_up=up)
 
 
@@ -80,15 +82,23 @@ class MetricPlan(NamedTuple):
     metric: MetricSpec     # for its display name, formatted only when a message needs it
 
 
+def _present(value: _T | None, field: str, metric: MetricSpec) -> _T:
+    # MetricTarget's validator guarantees the field its type names; this narrows the Optional.
+    if value is None:
+        raise PolicyInputError(f"metric {metric.type}: target.{field} is missing")
+    return value
+
+
 def metric_plan(metric: MetricSpec) -> MetricPlan:
     target = metric.target
     if metric.type in ("Pods", "Resource", "ContainerResource"):
         if target.type == "Utilization":
-            return MetricPlan(_POD_UTILIZATION, 0, target.average_utilization, metric)
-        return MetricPlan(_POD_AVERAGE, milli(target.average_value), 0, metric)
+            return MetricPlan(_POD_UTILIZATION, 0, _present(target.average_utilization, "averageUtilization", metric),
+                              metric)
+        return MetricPlan(_POD_AVERAGE, milli(_present(target.average_value, "averageValue", metric)), 0, metric)
     if target.type == "Value":
-        return MetricPlan(_VALUE, milli(target.value), 0, metric)
-    return MetricPlan(_AVERAGE, milli(target.average_value), 0, metric)
+        return MetricPlan(_VALUE, milli(_present(target.value, "value", metric)), 0, metric)
+    return MetricPlan(_AVERAGE, milli(_present(target.average_value, "averageValue", metric)), 0, metric)
 
 
 def group_pods(pods: Mapping[str, str]) -> tuple[list[str], list[str]]:

@@ -218,8 +218,9 @@ class MetricTarget(_Model):
         if current[needed] is None:
             raise ValueError(f"target type {self.type} needs target.{needed}")
         for name in ("value", "averageValue"):
-            if current[name] is not None and current[name] <= 0:
-                raise ValueError(f"target.{name} must be positive, got {current[name]}")
+            value = current[name]
+            if value is not None and value <= 0:
+                raise ValueError(f"target.{name} must be positive, got {value}")
         return self
 
 
@@ -342,6 +343,11 @@ class HPAScalingRules(_Model):
             raise ValueError(f"tolerance must be >= 0, got {self.tolerance}")
         return self
 
+    @property
+    def window_seconds(self) -> int:
+        """The stabilization window; 0 when absent (a defaulted rule always has one)."""
+        return self.stabilization_window_seconds or 0
+
 
 # pkg/apis/autoscaling/v2/defaults.go: scale up 0 s window, max of (4 pods, 100 %) per 15 s; scale down
 # 100 % per 15 s with the controller's --horizontal-pod-autoscaler-downscale-stabilization (5 min).
@@ -388,6 +394,15 @@ class HorizontalPodAutoscalerBehavior(_Model):
     def model_post_init(self, __context: Any) -> None:
         object.__setattr__(self, "scale_up", _with_defaults(self.scale_up, DEFAULT_SCALE_UP))
         object.__setattr__(self, "scale_down", _with_defaults(self.scale_down, DEFAULT_SCALE_DOWN))
+
+    # The defaulted rules, typed as present (model_post_init fills both).
+    @property
+    def up(self) -> HPAScalingRules:
+        return self.scale_up if self.scale_up is not None else DEFAULT_SCALE_UP
+
+    @property
+    def down(self) -> HPAScalingRules:
+        return self.scale_down if self.scale_down is not None else DEFAULT_SCALE_DOWN
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -137,6 +137,8 @@ _JOB: tuple | None = None  # (workload, settings, config, forecasting), inherite
 
 
 def _run_one(name: str):
+    if _JOB is None:
+        raise RuntimeError("_run_one runs inside replay(), which sets the job")
     workload, settings, config, forecasting = _JOB
     started = time.perf_counter()
     result = run(workload, config, make_scaler(name, workload, settings, config, forecasting=forecasting))

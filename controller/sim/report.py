@@ -90,7 +90,6 @@ def summary_markdown(report: ReplayReport) -> str:
         markdown_table(report),
         "",
     ]
-    by = {o.policy: o for o in report.outcomes}
     headline = comparison_line(report)
     if headline:
         lines.append(headline)

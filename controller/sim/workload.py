@@ -134,8 +134,7 @@ def build_workload(
     explicit_start = replay_from is not None
     if replay_from is None:
         if replay_days is None:
-            replay_from = first + (last_end - first) / 2
-            replay_from = replay_from.floor("min")
+            replay_from = (first + (last_end - first) / 2).floor("min")
         else:
             replay_from = last_end - pd.Timedelta(days=replay_days)
     start = pd.Timestamp(replay_from)

@@ -120,7 +120,7 @@ class _SeasonalNaive(Estimator):
             values = values[-keep:]
         self.season_bins_ = season
         self.values_ = values
-        self.errors_ = None  # measured lazily for the horizon asked (cheap, vectorised)
+        self.errors_: LeadErrors | None = None  # measured lazily for the horizon asked (cheap, vectorised)
 
     def _lead_errors(self, horizon: int) -> LeadErrors:
         if self.errors_ is None or self.errors_.max_lead < horizon:

@@ -138,7 +138,9 @@ class QuantileAverage(Estimator):
                 # says which (its message says how much history there is).
                 raise InsufficientHistory(f"{self.name}: member {name} cannot fit: {error}") from error
             except (ValueError, ArithmeticError) as error:
-                raise ValueError(f"{self.name}: member {name} failed to fit: {type(error).__name__}: {error}") from error
+                raise ValueError(
+                    f"{self.name}: member {name} failed to fit: {type(error).__name__}: {error}"
+                ) from error
         self.members_ = fitted
 
     def _average(self, quantiles: list[float], forecast) -> tuple[np.ndarray, np.ndarray]:

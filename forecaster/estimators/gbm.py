@@ -209,7 +209,7 @@ class GBMForecaster(Estimator):
             (arrays.day, arrays.day_filled, arrays.day_smooth),
             (arrays.week, arrays.week_filled, arrays.week_smooth),
         ):
-            if not season:
+            if not season or filled is None:  # filled is None exactly when season is 0 (_Arrays)
                 continue
             lag = np.ceil(lead / season).astype(np.int64) * season
             source = target - lag

@@ -300,9 +300,10 @@ class SarimaxFourier(CalibratedEstimator):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        order = tuple(int(x) for x in order)
-        if len(order) != 3 or min(order) < 0 or sum(order) > 4:
-            raise ValueError(f"order must be (p, d, q) with p + d + q <= 4 (cost), got {order}")
+        given = tuple(int(x) for x in order)
+        if len(given) != 3 or min(given) < 0 or sum(given) > 4:
+            raise ValueError(f"order must be (p, d, q) with p + d + q <= 4 (cost), got {given}")
+        order = (given[0], given[1], given[2])
         if n_daily < 1 or n_weekly < 0:
             raise ValueError(f"n_daily ({n_daily}) must be >= 1 and n_weekly ({n_weekly}) >= 0")
         self.order = order

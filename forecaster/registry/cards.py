@@ -17,7 +17,7 @@ import platform
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -39,9 +39,9 @@ if TYPE_CHECKING:
 
     from forecaster.estimators.base import Estimator
 
-ARTIFACT_FILE = "artifact.pkl"
+ARTIFACT_FILE: Final = "artifact.pkl"
 CARD_FILE = "card.json"
-CARD_SCHEMA_VERSION = 1
+CARD_SCHEMA_VERSION: Final = 1
 
 # A workload names a Kubernetes object's model: an RFC 1123 label (what a Deployment name part
 # must be), which also rules out '/', '..' and anything else that could leave the registry root.

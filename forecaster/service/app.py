@@ -252,8 +252,10 @@ def create_app(state: ServiceState, *, token: str | None = None,
     # --- /v1 ---------------------------------------------------------------------------------
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)],
                    responses={401: {"description": "bearer token missing or wrong"}})
-    not_found = {404: {"description": "unknown workload"}}
-    unready = {503: {"description": "no model yet; retry after Retry-After seconds"}}
+    # FastAPI's own type for `responses` (a dict is invariant: dict[int, dict[str, str]] is refused).
+    not_found: dict[int | str, dict[str, Any]] = {404: {"description": "unknown workload"}}
+    unready: dict[int | str, dict[str, Any]] = {
+        503: {"description": "no model yet; retry after Retry-After seconds"}}
 
     def summary(name: str) -> WorkloadSummary:
         w = state.workload(name)

@@ -13,9 +13,9 @@ import typer
 
 
 def _forecaster_group(app: typer.Typer) -> typer.Typer:
-    for group in app.registered_groups:
-        if group.name == "forecaster" and group.typer_instance is not None:
-            return group.typer_instance
+    for info in app.registered_groups:
+        if info.name == "forecaster" and info.typer_instance is not None:
+            return info.typer_instance
     group = typer.Typer(help="Forecasting: backtest, train, forecast, serve.", no_args_is_help=True)
     app.add_typer(group, name="forecaster")
     return group

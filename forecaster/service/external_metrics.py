@@ -57,7 +57,9 @@ _EXISTS = re.compile(rf"^\s*(!?)\s*({_KEY})\s*$")
 
 def _split(selector: str) -> list[str]:
     """Split on commas outside parentheses ("a in (x,y),b=c" is two requirements)."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    depth = 0
+    current: list[str] = []
     for char in selector:
         if char == "(":
             depth += 1

@@ -28,7 +28,7 @@ from forecaster.service.cache import CachedForecast, ForecastCache, frame_to_for
 from forecaster.service.config import ServiceConfig, WorkloadSettings
 from forecaster.service.decisions import DecisionLog, read_decisions
 from forecaster.service.history import HistorySource, floor_time
-from forecaster.service.retrain import Job, JobResult, RetrainDecision, objective_name, run_job
+from forecaster.service.retrain import Job, JobResult, Outcome, RetrainDecision, objective_name, run_job
 
 __all__ = ["Scheduler", "Serving", "WorkloadState", "read_decisions"]
 
@@ -130,9 +130,9 @@ class Scheduler:
         w = state.settings
         objective = objective_name(w)[0]
 
-        def record(outcome: str, reason: str, card: ModelCard | None = None) -> None:
+        def record(outcome: Outcome, reason: str, card: ModelCard | None = None) -> None:
             self._record(RetrainDecision(
-                at=now, workload=w.name, signal=signal, outcome=outcome,  # type: ignore[arg-type]
+                at=now, workload=w.name, signal=signal, outcome=outcome,
                 candidate=card.model if card else None, candidate_score=None, serving=None,
                 serving_score=None, objective=objective, reason=reason, seconds=0.0,
                 version=card.version if card else None,

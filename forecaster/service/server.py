@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import TypedDict
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -27,6 +28,15 @@ from forecaster.service.scheduler import Scheduler
 from forecaster.service.state import ServiceState
 
 log = logging.getLogger("prescaler.forecaster.service")
+
+
+class _UvicornTLS(TypedDict, total=False):
+    """The TLS keywords of uvicorn.run we set; those left out keep uvicorn's defaults (no TLS)."""
+
+    ssl_certfile: str
+    ssl_keyfile: str
+    ssl_ca_certs: str
+    ssl_cert_reqs: int
 
 
 @dataclass
@@ -105,13 +115,14 @@ def serve(config: ServiceConfig, *, log_level: str = "info") -> None:  # pragma:
             service.state, host=config.bind.host, port=config.bind.grpc_port, tls=config.tls,
         )
         log.info("KEDA external scaler on %s:%d", config.bind.host, port)
-    kwargs = {}
+    kwargs: _UvicornTLS = {}
     if config.tls is not None:
         import ssl
 
         kwargs = {"ssl_certfile": str(config.tls.cert_file), "ssl_keyfile": str(config.tls.key_file)}
         if config.tls.client_ca_file is not None:
-            kwargs.update(ssl_ca_certs=str(config.tls.client_ca_file), ssl_cert_reqs=ssl.CERT_REQUIRED)
+            kwargs["ssl_ca_certs"] = str(config.tls.client_ca_file)
+            kwargs["ssl_cert_reqs"] = ssl.CERT_REQUIRED
     try:
         uvicorn.run(service.app, host=config.bind.host, port=config.bind.port, log_level=log_level,
                     **kwargs)

@@ -128,7 +128,8 @@ def test_forecast_client_errors(response, message) -> None:
         pytest.param({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}}, "Unready",
                      id="loading-weights"),
         pytest.param({"status": {"phase": "Pending"}}, "Unready", id="pending"),
-        pytest.param({"metadata": {"deletionTimestamp": "x"}, "status": {"phase": "Running"}}, "Ignored", id="deleting"),
+        pytest.param({"metadata": {"deletionTimestamp": "x"}, "status": {"phase": "Running"}}, "Ignored",
+                     id="deleting"),
         pytest.param({"status": {"phase": "Failed"}}, "Ignored", id="failed"),
     ],
 )

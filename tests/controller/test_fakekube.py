@@ -30,7 +30,8 @@ def test_discovery_lists_groups_and_resources(kube, api) -> None:
     resources = {r.name for r in k8s.AppsV1Api(api).get_api_resources().resources}
     assert {"deployments", "deployments/scale", "deployments/status", "statefulsets/scale"} <= resources
     pa = k8s.CustomObjectsApi(api).get_api_resources("prescaler.dev", "v1alpha1").resources
-    assert {(r.name, r.namespaced) for r in pa} == {("predictiveautoscalers", True), ("predictiveautoscalers/status", True)}
+    assert {(r.name, r.namespaced) for r in pa} == {("predictiveautoscalers", True),
+                                                    ("predictiveautoscalers/status", True)}
     assert pa[0].short_names == ["pas"]
 
 
@@ -56,8 +57,8 @@ def test_stale_resource_version_is_a_conflict(kube, api) -> None:
         apps.replace_namespaced_deployment("vllm", NS, stale)
     assert err.value.status == 409
     with pytest.raises(k8s.ApiException) as err:
-        apps.patch_namespaced_deployment_scale("vllm", NS, {"metadata": {"resourceVersion": first.metadata.resource_version},
-                                                             "spec": {"replicas": 5}})
+        apps.patch_namespaced_deployment_scale(
+            "vllm", NS, {"metadata": {"resourceVersion": first.metadata.resource_version}, "spec": {"replicas": 5}})
     assert err.value.status == 409
     assert apps.read_namespaced_deployment("vllm", NS).spec.replicas == 3
 
@@ -118,7 +119,8 @@ def test_list_and_watch_resume_from_a_resource_version(kube, api) -> None:
     apps.patch_namespaced_deployment("a", NS, {"spec": {"replicas": 3}})
     apps.delete_namespaced_deployment("b", NS)
     events = [(e["type"], e["object"].metadata.name)
-              for e in watch.Watch().stream(apps.list_namespaced_deployment, NS, resource_version=rv, timeout_seconds=1)]
+              for e in watch.Watch().stream(apps.list_namespaced_deployment, NS, resource_version=rv,
+                                            timeout_seconds=1)]
     assert events == [("ADDED", "b"), ("MODIFIED", "a"), ("DELETED", "b")]
 
 

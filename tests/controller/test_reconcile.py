@@ -170,7 +170,8 @@ def test_restart_inside_the_scale_down_window_keeps_it(kube, clock, prom) -> Non
 @pytest.mark.parametrize(
     ("overrides", "field_text"),
     [
-        pytest.param({"minReplicas": 3, "maxReplicas": 2}, "maxReplicas (2) must be >= minReplicas (3)", id="max-below-min"),
+        pytest.param({"minReplicas": 3, "maxReplicas": 2}, "maxReplicas (2) must be >= minReplicas (3)",
+                     id="max-below-min"),
         pytest.param({"forecast": {"signals": [{"name": "requests"}], "quantile": 1.5}}, "spec.forecast.quantile",
                      id="quantile-out-of-range"),
         pytest.param({"leadTime": "five minutes"}, "spec.leadTime", id="bad-duration"),

@@ -21,10 +21,12 @@ def seed(kube: FakeKube, n: int, pa_spec: dict, crd: dict, namespace: str = "ben
         kube.create("apps/v1", "deployments", {
             "metadata": {"name": name, "namespace": namespace},
             "spec": {"replicas": 2, "selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "v", "image": "x"}]}}}})
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"containers": [{"name": "v", "image": "x"}]}}}})
         for p in range(2):
-            pod = kube.create("v1", "pods", {"metadata": {"name": f"{name}-{p}", "namespace": namespace, "labels": labels},
-                                             "spec": {"containers": [{"name": "v", "image": "x"}]}})
+            pod = kube.create("v1", "pods", {
+                "metadata": {"name": f"{name}-{p}", "namespace": namespace, "labels": labels},
+                "spec": {"containers": [{"name": "v", "image": "x"}]}})
             pod["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
             kube.update("v1", "pods", pod, subresource="status")
         spec = copy.deepcopy(pa_spec)

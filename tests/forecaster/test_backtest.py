@@ -151,8 +151,11 @@ def test_deterministic():
     models = {"flat": lambda: Flat(window=3), "base": lambda: FlatBaseline(window=1)}
     a = backtest(SERIES, models, QUICK).scores_table()
     b = backtest(SERIES, models, QUICK).scores_table()
-    strip = lambda t: {h: {m: {k: v for k, v in s.items() if not k.endswith("_seconds")} for m, s in r.items()}
-                       for h, r in t.items()}
+
+    def strip(t):
+        return {h: {m: {k: v for k, v in s.items() if not k.endswith("_seconds")} for m, s in r.items()}
+                for h, r in t.items()}
+
     assert strip(a) == strip(b)
 
 

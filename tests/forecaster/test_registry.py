@@ -253,7 +253,8 @@ def test_flipped_byte_is_refused_and_the_previous_version_serves(registry, clock
 @pytest.mark.parametrize(
     "damage, fragment",
     [
-        pytest.param(lambda d: (d / CARD_FILE).write_text("{not json"), "card.json is unreadable or invalid", id="card-not-json"),
+        pytest.param(lambda d: (d / CARD_FILE).write_text("{not json"), "card.json is unreadable or invalid",
+                     id="card-not-json"),
         pytest.param(lambda d: (d / CARD_FILE).unlink(), "card.json is missing", id="card-missing"),
         pytest.param(lambda d: (d / ARTIFACT_FILE).unlink(), "artifact is unreadable", id="artifact-missing"),
         pytest.param(lambda d: (d / ARTIFACT_FILE).write_bytes(b""), "checksum mismatch", id="artifact-truncated"),
@@ -405,7 +406,8 @@ def test_save_refuses_an_unfitted_estimator(registry, series) -> None:
     "override, fragment",
     [
         pytest.param({"model": "gbm"}, "card model 'gbm' differs from the estimator's name 'last_value'", id="model"),
-        pytest.param({"bin_seconds": 300}, "card bin_seconds (300) differs from the bin the estimator was fitted at (600)", id="bin"),
+        pytest.param({"bin_seconds": 300},
+                     "card bin_seconds (300) differs from the bin the estimator was fitted at (600)", id="bin"),
         pytest.param({"params": {"when": object()}}, "params.when", id="params-not-json"),
         pytest.param({"backtest": {"60m": {1: 2}}}, "backtest.60m: key 1 must be a string", id="backtest-key"),
         pytest.param({"quantiles": (0.9, 0.5)}, "strictly increasing", id="quantiles-order"),
@@ -440,7 +442,8 @@ def _card(**update) -> dict:
         "workload": "w", "signal": "requests", "version": "20260102T030405Z-abcdef", "model": "last_value",
         "bin_seconds": 600, "library_versions": library_versions(), "artifact_sha256": "abcdef" + "0" * 58,
         "created_at": START,
-        "training_window": {"start": "2025-03-03T00:00:00Z", "end": "2025-03-03T01:00:00Z", "bins": 7, "observed_bins": 7},
+        "training_window": {"start": "2025-03-03T00:00:00Z", "end": "2025-03-03T01:00:00Z",
+                            "bins": 7, "observed_bins": 7},
     }
     return {**base, **update}
 
@@ -449,9 +452,15 @@ def _card(**update) -> dict:
     "update, fragment",
     [
         pytest.param({"artifact_sha256": "123456" + "0" * 58}, "names artifact hash abcdef", id="hash-prefix"),
-        pytest.param({"bin_seconds": 300}, "training_window has 7 bins, but 2025-03-03T00:00:00+00:00 to 2025-03-03T01:00:00+00:00 at bin_seconds 300 is 13 bins", id="bins"),
-        pytest.param({"training_window": {"start": "2025-03-03T01:00:00Z", "end": "2025-03-03T00:00:00Z", "bins": 1, "observed_bins": 1}}, "is before start", id="window-reversed"),
-        pytest.param({"training_window": {"start": "2025-03-03T00:00:00Z", "end": "2025-03-03T01:00:00Z", "bins": 7, "observed_bins": 8}}, "observed_bins (8) exceeds bins (7)", id="observed-over-bins"),
+        pytest.param({"bin_seconds": 300},
+                     "training_window has 7 bins, but 2025-03-03T00:00:00+00:00 to 2025-03-03T01:00:00+00:00 "
+                     "at bin_seconds 300 is 13 bins", id="bins"),
+        pytest.param({"training_window": {"start": "2025-03-03T01:00:00Z", "end": "2025-03-03T00:00:00Z",
+                                          "bins": 1, "observed_bins": 1}},
+                     "is before start", id="window-reversed"),
+        pytest.param({"training_window": {"start": "2025-03-03T00:00:00Z", "end": "2025-03-03T01:00:00Z",
+                                          "bins": 7, "observed_bins": 8}},
+                     "observed_bins (8) exceeds bins (7)", id="observed-over-bins"),
         pytest.param({"created_at": datetime(2026, 1, 1)}, "must carry a timezone", id="naive-created-at"),
         pytest.param({"artifact_file": "../x.pkl"}, "artifact_file", id="artifact-file"),
         pytest.param({"version": "latest"}, "version 'latest' is invalid", id="version"),

@@ -53,10 +53,14 @@ def write(tmp_path: Path, text: str, name: str = "trace.csv") -> Path:
         pytest.param("", 1, None, "is empty", id="empty-file"),
         pytest.param("\n\n", 1, None, "is empty", id="blank-lines-only"),
         pytest.param(H, 2, None, "no data rows", id="header-only"),
-        pytest.param("time,requests\n" + T0 + ",1\n", 1, "timestamp", "missing required column 'timestamp'", id="no-timestamp-column"),
-        pytest.param("timestamp,prompt_tokens\n" + T0 + ",1\n", 1, "requests", "missing required column 'requests'", id="no-requests-column"),
-        pytest.param(H + f"{T0},1,2\nyesterday,1,2\n", 3, "timestamp", "unparsable timestamp 'yesterday'", id="unparsable-timestamp"),
-        pytest.param(H + f"{T0},1,2\n2025-13-45T99:00:00Z,1,2\n", 3, "timestamp", "unparsable timestamp", id="impossible-date"),
+        pytest.param("time,requests\n" + T0 + ",1\n", 1, "timestamp", "missing required column 'timestamp'",
+                     id="no-timestamp-column"),
+        pytest.param("timestamp,prompt_tokens\n" + T0 + ",1\n", 1, "requests", "missing required column 'requests'",
+                     id="no-requests-column"),
+        pytest.param(H + f"{T0},1,2\nyesterday,1,2\n", 3, "timestamp", "unparsable timestamp 'yesterday'",
+                     id="unparsable-timestamp"),
+        pytest.param(H + f"{T0},1,2\n2025-13-45T99:00:00Z,1,2\n", 3, "timestamp", "unparsable timestamp",
+                     id="impossible-date"),
         pytest.param(H + f"{T0},1,2\n,1,2\n", 3, "timestamp", "empty timestamp", id="empty-timestamp"),
         pytest.param(H + f"{T0},1,2\n\n{T2},1,2\n", 3, "timestamp", "empty timestamp", id="blank-line-inside"),
         pytest.param(H + f"{T0},1,2\n{T0},1,2\n", 3, "timestamp", "duplicated timestamp", id="duplicated-timestamp"),
@@ -64,14 +68,18 @@ def write(tmp_path: Path, text: str, name: str = "trace.csv") -> Path:
         pytest.param(H + f"{T0},1,2\n{T1},-1,2\n", 3, "requests", "negative value -1", id="negative-requests"),
         pytest.param(H + f"{T0},1,2\n{T1},1,-0.5\n", 3, "prompt_tokens", "negative value -0.5", id="negative-tokens"),
         pytest.param(H + f"{T0},1,2\n{T1},abc,2\n", 3, "requests", "non-numeric value 'abc'", id="non-numeric"),
-        pytest.param(H + f"{T0},1,2\n{T1},1,2k\n", 3, "prompt_tokens", "non-numeric value '2k'", id="non-numeric-suffix"),
+        pytest.param(H + f"{T0},1,2\n{T1},1,2k\n", 3, "prompt_tokens", "non-numeric value '2k'",
+                     id="non-numeric-suffix"),
         pytest.param(H + f"{T0},1,2\n{T1},inf,2\n", 3, "requests", "not a finite number", id="infinite"),
         pytest.param(H + f"{T0},1,2\n{T1},1,2,9\n", 3, None, "has 4 fields where the header has 3", id="extra-field"),
-        pytest.param(H + f"{T0},1,2\n{T1},1,2\n2025-01-05T16:01:30Z,1,2\n2025-01-05T16:03:00Z,1,2\n2025-01-05T16:04:00Z,1,2\n", 4, "timestamp", "off the 60 s grid", id="off-grid-row"),
+        pytest.param(H + f"{T0},1,2\n{T1},1,2\n2025-01-05T16:01:30Z,1,2\n2025-01-05T16:03:00Z,1,2\n"
+                     "2025-01-05T16:04:00Z,1,2\n", 4, "timestamp", "off the 60 s grid", id="off-grid-row"),
         pytest.param(H + f"{T0},1,2\n", None, None, "at least two", id="one-row"),
-        pytest.param(H + f"{T0},1,2\n2025-01-05T16:00:00.5Z,1,2\n", None, None, "whole number of seconds", id="sub-second-bin"),
+        pytest.param(H + f"{T0},1,2\n2025-01-05T16:00:00.5Z,1,2\n", None, None, "whole number of seconds",
+                     id="sub-second-bin"),
         # The first bad row wins, whatever kind of problem comes later.
-        pytest.param(H + f"{T0},1,2\n{T1},-3,2\n{T0},x,2\n", 3, "requests", "negative value -3", id="first-problem-wins"),
+        pytest.param(H + f"{T0},1,2\n{T1},-3,2\n{T0},x,2\n", 3, "requests", "negative value -3",
+                     id="first-problem-wins"),
     ],
 )
 def test_bad_csv_names_line_and_column(tmp_path, text, line, column, fragment) -> None:
@@ -152,9 +160,12 @@ def test_gaps_stay_nan_and_missing_rows_are_reindexed(tmp_path) -> None:
 @pytest.mark.parametrize(
     "stamps, first",
     [
-        pytest.param(("2025-01-06T00:00:00+08:00", "2025-01-06T00:01:00+08:00"), "2025-01-05T16:00:00+00:00", id="offset-converted"),
-        pytest.param(("2025-01-05 16:00:00", "2025-01-05 16:01:00"), "2025-01-05T16:00:00+00:00", id="naive-read-as-utc"),
-        pytest.param(("2025-01-05T16:00:00.000Z", "2025-01-05T16:01:00.000Z"), "2025-01-05T16:00:00+00:00", id="milliseconds"),
+        pytest.param(("2025-01-06T00:00:00+08:00", "2025-01-06T00:01:00+08:00"), "2025-01-05T16:00:00+00:00",
+                     id="offset-converted"),
+        pytest.param(("2025-01-05 16:00:00", "2025-01-05 16:01:00"), "2025-01-05T16:00:00+00:00",
+                     id="naive-read-as-utc"),
+        pytest.param(("2025-01-05T16:00:00.000Z", "2025-01-05T16:01:00.000Z"), "2025-01-05T16:00:00+00:00",
+                     id="milliseconds"),
     ],
 )
 def test_timestamp_spellings(tmp_path, stamps, first) -> None:
@@ -231,12 +242,18 @@ def test_parquet_with_timestamp_index(tmp_path) -> None:
 @pytest.mark.parametrize(
     "frame, column, fragment",
     [
-        pytest.param(pd.DataFrame({"time": [T0, T1], "requests": [1, 2]}), "timestamp", "missing required column", id="no-timestamp"),
-        pytest.param(pd.DataFrame({"timestamp": [T0, T1], "requests": [1, -2]}), "requests", "row 2: negative value -2", id="negative"),
-        pytest.param(pd.DataFrame({"timestamp": [T0, T0], "requests": [1, 2]}), "timestamp", "row 2: duplicated timestamp", id="duplicated"),
-        pytest.param(pd.DataFrame({"timestamp": [T0, "soon"], "requests": [1, 2]}), "timestamp", "row 2: unparsable timestamp 'soon'", id="unparsable"),
-        pytest.param(pd.DataFrame({"timestamp": [T0, T1], "requests": ["1", "x"]}), "requests", "row 2: non-numeric value 'x'", id="non-numeric-text"),
-        pytest.param(pd.DataFrame({"timestamp": [T0, T1], "requests": [True, False]}), "requests", "boolean column", id="boolean"),
+        pytest.param(pd.DataFrame({"time": [T0, T1], "requests": [1, 2]}),
+                     "timestamp", "missing required column", id="no-timestamp"),
+        pytest.param(pd.DataFrame({"timestamp": [T0, T1], "requests": [1, -2]}),
+                     "requests", "row 2: negative value -2", id="negative"),
+        pytest.param(pd.DataFrame({"timestamp": [T0, T0], "requests": [1, 2]}),
+                     "timestamp", "row 2: duplicated timestamp", id="duplicated"),
+        pytest.param(pd.DataFrame({"timestamp": [T0, "soon"], "requests": [1, 2]}),
+                     "timestamp", "row 2: unparsable timestamp 'soon'", id="unparsable"),
+        pytest.param(pd.DataFrame({"timestamp": [T0, T1], "requests": ["1", "x"]}),
+                     "requests", "row 2: non-numeric value 'x'", id="non-numeric-text"),
+        pytest.param(pd.DataFrame({"timestamp": [T0, T1], "requests": [True, False]}),
+                     "requests", "boolean column", id="boolean"),
     ],
 )
 def test_bad_parquet(tmp_path, frame, column, fragment) -> None:
@@ -255,7 +272,8 @@ def test_corrupt_parquet(tmp_path) -> None:
 
 # ---- properties: the fast and the precise path agree; a frame round-trips ------------------------
 
-cell = st.one_of(st.none(), st.integers(0, 10**6).map(float), st.floats(0, 1e6, allow_nan=False).map(lambda x: round(x, 3)))
+cell = st.one_of(st.none(), st.integers(0, 10**6).map(float),
+                 st.floats(0, 1e6, allow_nan=False).map(lambda x: round(x, 3)))
 
 
 @st.composite
@@ -347,7 +365,8 @@ def _held(levels, k: int, offset: int = 0) -> list[float]:
         pytest.param(_held(np.arange(1, 30), 10), 60, 600, id="runs-of-10"),
         pytest.param(_held(np.arange(1, 30), 10, offset=4), 60, 600, id="runs-of-10-not-aligned"),
         pytest.param(_held([1, 2, 2, 3, 4, 5, 6, 7, 8, 9, 10], 5), 60, 300, id="two-equal-windows-merge"),
-        pytest.param(_held(np.arange(1, 30), 30)[:100] + [np.nan] * 25 + _held(np.arange(1, 30), 30)[125:400], 60, 1800, id="runs-across-a-gap"),
+        pytest.param(_held(np.arange(1, 30), 30)[:100] + [np.nan] * 25 + _held(np.arange(1, 30), 30)[125:400], 60, 1800,
+                     id="runs-across-a-gap"),
         pytest.param(list(np.arange(50.0)), 60, 60, id="no-repeats-is-the-row-bin"),
         pytest.param(list(np.arange(50.0)), 1, 1, id="one-second-rows"),
         pytest.param([5.0] * 50, 60, None, id="constant-cannot-tell"),

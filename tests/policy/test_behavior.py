@@ -84,7 +84,8 @@ CASES = [
     # Kubernetes's default behavior (behavior given, fields absent)
     pytest.param({}, 10, 50, (), (), 20, Reason.SCALE_UP_LIMITED, id="default-up-100-percent-per-15s"),
     pytest.param({}, 2, 50, (), (), 6, Reason.SCALE_UP_LIMITED, id="default-up-4-pods-per-15s"),
-    pytest.param({}, 10, 50, (), events((10, 5)), 10, Reason.SCALE_UP_LIMITED, id="default-up-from-period-start-5-gives-10"),
+    pytest.param({}, 10, 50, (), events((10, 5)), 10, Reason.SCALE_UP_LIMITED,
+                 id="default-up-from-period-start-5-gives-10"),
     pytest.param({}, 10, 50, (), events((16, 5)), 20, Reason.SCALE_UP_LIMITED, id="default-up-period-is-15s"),
     pytest.param({}, 10, 1, (), (), 1, "", id="default-down-100-percent"),
     # no behavior at all: the older path

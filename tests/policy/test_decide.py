@@ -245,14 +245,16 @@ def test_forecast_never_below_reactive(spec_i, values, level, state) -> None:
 def test_conditions_report_stabilization_and_limit_together() -> None:
     # The down window holds 7 (recommended 20 s ago) against the metrics' 2; scaleDown Pods 1/60 s then limits to 9.
     spec = make_spec([pods_metric(average_value=10)], minReplicas=1, maxReplicas=30, behavior={
-        "scaleDown": {"stabilizationWindowSeconds": 60, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]}})
+        "scaleDown": {"stabilizationWindowSeconds": 60,
+                      "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]}})
     state = PolicyState(recommendations=(Recommendation(T - 20, 7),))
     decision, _ = decide(spec, reactive(10, [2.0] * 10), None, state, NOW)
     assert (decision.behavior.replicas, decision.desired_replicas, decision.reason) == (9, 9, Reason.SCALE_DOWN_LIMITED)
     conditions = {c.type: c for c in decision.conditions}
     assert conditions["AbleToScale"].reason == Reason.SCALE_DOWN_STABILIZED
     assert "(7, wanted 2)" in conditions["AbleToScale"].message
-    assert (conditions["ScalingLimited"].status, conditions["ScalingLimited"].reason) == ("True", Reason.SCALE_DOWN_LIMITED)
+    limited = conditions["ScalingLimited"]
+    assert (limited.status, limited.reason) == ("True", Reason.SCALE_DOWN_LIMITED)
 
 
 def test_a_decision_does_not_depend_on_the_calls_before_it() -> None:

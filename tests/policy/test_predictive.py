@@ -35,7 +35,8 @@ ABSTAIN_CASES = [
     pytest.param(predictive_spec(), None, Reason.FORECAST_MISSING, id="no-inputs"),
     pytest.param(predictive_spec(), predictive({}), Reason.FORECAST_MISSING, id="signal-absent"),
     pytest.param(predictive_spec(), predictive({"requests": None}), Reason.FORECAST_MISSING, id="signal-none"),
-    pytest.param(predictive_spec(), predictive({"requests": flat_forecast(30, generated_at=NOW - timedelta(minutes=11))}),
+    pytest.param(predictive_spec(),
+                 predictive({"requests": flat_forecast(30, generated_at=NOW - timedelta(minutes=11))}),
                  Reason.FORECAST_STALE, id="older-than-max-age"),
     pytest.param(predictive_spec(), predictive({"requests": flat_forecast(30, minutes=5)}), Reason.FORECAST_STALE,
                  id="points-end-before-window"),
@@ -157,7 +158,8 @@ def test_usable_signals_still_count_when_one_is_missing() -> None:
 
 
 def test_wrong_signal_is_an_input_error() -> None:
-    with pytest.raises(PolicyInputError, match=r"predictive.forecasts\['requests'\] holds a forecast of 'prompt_tokens'"):
+    with pytest.raises(PolicyInputError,
+                       match=r"predictive.forecasts\['requests'\] holds a forecast of 'prompt_tokens'"):
         run(predictive_spec(), predictive({"requests": flat_forecast(30, signal="prompt_tokens")}))
 
 

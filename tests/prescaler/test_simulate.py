@@ -52,7 +52,8 @@ def test_simulate_writes_the_promised_json_keys(app: typer.Typer, trace: Path, t
         pytest.param(["--policy", "hpa,magic"], "unknown policy magic", id="unknown-policy"),
         pytest.param(["--lead", "soon"], "--lead: duration 'soon'", id="bad-lead"),
         pytest.param(["--tokens", "sharegpt"], "tokens 'sharegpt' unknown", id="bad-tokens"),
-        pytest.param(["--peak-replicas", "40", "--max-replicas", "10"], "max_replicas (10) must be >= peak_replicas (40.0)", id="max-below-peak"),
+        pytest.param(["--peak-replicas", "40", "--max-replicas", "10"],
+                     "max_replicas (10) must be >= peak_replicas (40.0)", id="max-below-peak"),
         pytest.param(["--replay-from", "2030-01-01T00:00Z"], "outside the trace", id="window-outside"),
     ],
 )

@@ -131,7 +131,8 @@ def test_custom_queries_with_placeholders(prometheus_server, cfg):
     query = 'sum(increase(vllm:request_success_total{model_name="$model_name"}[$step])) / 60'
     got = load_history(cfg, model_name="m-small", start=start, end=end, signals=["requests"],
                        queries={"requests": query})
-    assert got.attrs["queries"]["requests"].startswith('sum(increase(vllm:request_success_total{model_name="m-small"}[60s]')
+    assert got.attrs["queries"]["requests"].startswith(
+        'sum(increase(vllm:request_success_total{model_name="m-small"}[60s]')
     np.testing.assert_allclose(got["requests"], prometheus_server.frames["m-small"]["requests"].loc[got.index],
                                rtol=1e-9)
 

@@ -38,7 +38,8 @@ def config_dict(tmp: Path, **workload_overrides) -> dict:
     workload = {
         "name": "m-small", "model_name": "m-small", "namespace": "llm", "labels": {"team": "inference"},
         "signals": {"requests": {},
-                    "output_tokens": {"query": 'sum(rate(vllm:generation_tokens_total{model_name="$model_name"}[$step]))'}},
+                    "output_tokens": {
+                        "query": 'sum(rate(vllm:generation_tokens_total{model_name="$model_name"}[$step]))'}},
         "candidates": ["seasonal_naive_daily"],
         "backtest_window": "1d",  # keeps each retrain under a second on the shared test machine
         "capacity": {"per_replica": {"requests": 400.0}, "target_utilization": 0.8,

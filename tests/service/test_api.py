@@ -126,7 +126,8 @@ def test_metrics_endpoint_uses_its_own_registry(client):
     client.get("/v1/workloads")
     text = client.get("/metrics").text
     assert 'prescaler_forecaster_http_requests_total{code="200",route="/v1/workloads"}' in text
-    assert 'prescaler_forecaster_retrain_decisions_total{outcome="accepted",signal="requests",workload="m-small"}' in text
+    assert ('prescaler_forecaster_retrain_decisions_total'
+            '{outcome="accepted",signal="requests",workload="m-small"}') in text
     assert "prescaler_forecaster_forecast_age_seconds" in text
     assert "python_gc_objects_collected_total" not in text  # not the global default registry
 
@@ -139,7 +140,8 @@ def test_openapi_documents_the_routes(client):
     # /cards answers registry ModelCards, documented field by field (not as an opaque object).
     cards = spec["paths"]["/v1/workloads/{name}/cards"]["get"]["responses"]["200"]["content"]
     assert cards["application/json"]["schema"]["additionalProperties"] == {"$ref": "#/components/schemas/ModelCard"}
-    assert {"version", "artifact_sha256", "selection", "backtest"} <= set(spec["components"]["schemas"]["ModelCard"]["properties"])
+    card_properties = spec["components"]["schemas"]["ModelCard"]["properties"]
+    assert {"version", "artifact_sha256", "selection", "backtest"} <= set(card_properties)
 
 
 def test_before_the_first_model_forecasts_are_503_with_retry_after(untrained):

@@ -130,7 +130,8 @@ def test_a_wrong_field_is_caught():
 def test_example_points_at_the_service_routes():
     (grpc_so,) = [d for n, d in DOCUMENTS if n.startswith("keda/scaledobject-grpc")]
     assert grpc_so["spec"]["triggers"][0]["metadata"]["metric"] == "prescaler-desired-replicas"
-    api_so = [d for n, d in DOCUMENTS if n.startswith("keda/scaledobject-metrics-api") and d["kind"] == "ScaledObject"][0]
+    api_so = [d for n, d in DOCUMENTS
+              if n.startswith("keda/scaledobject-metrics-api") and d["kind"] == "ScaledObject"][0]
     meta = api_so["spec"]["triggers"][0]["metadata"]
     assert meta["valueLocation"] == "value" and "/v1/keda/m-small" in meta["url"]
     assert Path(CONFIGS / "README-external-metrics.md").read_text().count("v1beta1.external.metrics.k8s.io") >= 2

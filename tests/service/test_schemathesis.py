@@ -22,17 +22,22 @@ def operations(live):
     return found
 
 
+def _fuzz(operation, seen: dict[str, int]) -> None:
+    """Drive one operation's hypothesis strategy; `seen` counts the cases each operation ran."""
+
+    @given(case=operation.as_strategy())
+    @settings(max_examples=12, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    def check(case):
+        response = case.call(timeout=10)
+        seen[operation.label] = seen.get(operation.label, 0) + 1
+        case.validate_response(response, checks=[not_a_server_error])
+
+    check()
+
+
 def test_no_server_error(operations):
     seen: dict[str, int] = {}
     for operation in operations:
-
-        @given(case=operation.as_strategy())
-        @settings(max_examples=12, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))
-        def check(case):
-            response = case.call(timeout=10)
-            seen[operation.label] = seen.get(operation.label, 0) + 1
-            case.validate_response(response, checks=[not_a_server_error])
-
-        check()
+        _fuzz(operation, seen)
     assert len(seen) == len(operations)
