@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "forecaster.prometheus.cli",  # prometheus backfill
     "forecaster.service.cli",     # forecaster serve
     "prescaler.simulate",         # simulate, demo
+    "prescaler.frontier",         # frontier
     "prescaler.controller_run",   # controller run
     "prescaler.report",           # report (static HTML review)
 )

@@ -5,14 +5,14 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Optional
+from typing import NoReturn, Optional
 
 import typer
 
 DEMO_POLICIES = ("hpa", "prescaler", "oracle", "static")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
 
@@ -76,8 +76,9 @@ def _run(frame, settings, trace_name: str, jobs: int = 1):
 
 def simulate(
     trace: Path = typer.Argument(..., help="a *_1min.csv trace: timestamp, requests[, prompt_tokens, output_tokens]"),
-    policy: str = typer.Option("hpa,prescaler,oracle,static", "--policy", help="comma-separated policies: hpa, prescaler, oracle, static, and hindsight "
-                                     "(prescaler with a perfect forecast: peeks, a reference only)"),
+    policy: str = typer.Option("hpa,prescaler,oracle,static", "--policy",
+                               help="comma-separated policies: hpa, prescaler, oracle, static, and hindsight "
+                                    "(prescaler with a perfect forecast: peeks, a reference only)"),
     lead: str = typer.Option("5m", "--lead", help="cold start of a replica (scale request to serving)"),
     peak_replicas: float = typer.Option(40.0, "--peak-replicas", help="replicas the trace's peak needs"),
     max_replicas: Optional[int] = typer.Option(None, "--max-replicas", help="default: 2 x peak replicas"),
@@ -110,12 +111,16 @@ def simulate(
 
 
 def demo(
-    out: Path = typer.Option(Path("demo-output"), "--out", help="folder for report.json, replay.png, summary.md"),
+    out: Path = typer.Option(Path("demo-output"), "--out",
+                             help="folder for report.json, replay.png, summary.md, frontier.json, frontier.png"),
     seed: int = typer.Option(0, "--seed"),
     model: str = typer.Option("auto", "--model", help="forecast model: auto or a catalogue name"),
     jobs: int = typer.Option(2, "--jobs", min=1, help="policies replayed in parallel (processes)"),
+    frontier: bool = typer.Option(True, "--frontier/--no-frontier",
+                                  help="also sweep the reactive autoscalers' knobs (about a minute more)"),
 ) -> None:
-    """The shipped ServeGen m-small trace: train on week one, replay week two under every policy."""
+    """The shipped ServeGen m-small trace: train on week one, replay week two under every policy, then
+    set prescaler against every reactive autoscaler tuned as its users would (the frontier)."""
     from controller.sim.replay import trace_label
     from controller.sim.report import comparison_line, print_table
     from prescaler.replay_outputs import write_outputs
@@ -131,8 +136,34 @@ def demo(
     headline = comparison_line(report)
     if headline:
         typer.echo(headline)
+    if frontier:
+        paths.update(_demo_frontier(frame, settings, trace_label(path), out, jobs=jobs))
     typer.echo(f"wrote {', '.join(str(p) for p in paths.values())} in {time.perf_counter() - started:.0f} s",
                err=True)
+
+
+def _demo_frontier(frame, settings, trace_name: str, out: Path, *, jobs: int) -> dict[str, Path]:
+    """The default HPA is one point of a frontier: sweep every reactive family as its users tune it and
+    set prescaler's default against the best of them (frontier.png, frontier.json)."""
+    from controller.sim.frontier import REACTIVE_FAMILIES, SweepSpec, dominance, frontier
+    from forecaster.atomic import atomic_write_text
+    from forecaster.replay import EstimatorForecasting
+    from prescaler.frontier import dominance_lines, write_json, write_png
+
+    typer.echo("sweeping the reactive autoscalers' knobs on the same replay (the frontier) ...", err=True)
+    sweep = SweepSpec(families=(*REACTIVE_FAMILIES, "prescaler"), references=("hindsight",),
+                      grids={"prescaler": {"quantile": [settings.quantile], "target_utilization": [0.8]}})
+    result = frontier(frame, settings, forecasting=EstimatorForecasting(settings.model), sweep=sweep,
+                      trace_name=trace_name, jobs=jobs)
+    lines = dominance_lines(dominance(result))
+    for line in lines:
+        typer.echo(line)
+    summary = out / "summary.md"
+    if summary.exists():  # the frontier's verdict beside the default-HPA comparison
+        text = summary.read_text() + "\n## Against every reactive autoscaler, tuned (frontier.png)\n\n"
+        atomic_write_text(summary, text + "".join(f"- {line}\n" for line in lines))
+    return {"frontier_json": write_json(result, out / "frontier.json"),
+            "frontier_plot": write_png(result, out / "frontier.png")}
 
 
 def register(app: typer.Typer) -> None:

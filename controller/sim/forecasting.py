@@ -13,9 +13,10 @@ statistics library.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
@@ -116,6 +117,44 @@ class RollingForecaster:
         return out
 
 
+class ForecastTape:
+    """A RollingForecaster's forecasts recorded once at every sync of a window, replayed by lookup.
+
+    A frontier replays prescaler under many knob settings over the same window; the forecasts do not
+    depend on the knobs (only on the history up to each sync), so they are made once, with every
+    quantile any setting asks for, and each replay reads them back. Recording calls `forecasts(now)`
+    at exactly the syncs a replay makes, so refits happen at the same times and every replay sees the
+    very forecasts a RollingForecaster of its own would have made.
+    """
+
+    def __init__(self, source: RollingForecaster, *, start: datetime, syncs: int, sync_seconds: float) -> None:
+        self.signals = source.signals
+        self.quantiles = tuple(source.quantiles)
+        self._source = source  # observed rates come from the record, not from the forecasts
+        self._times: list[float] = []
+        self._entries: list[dict[str, Forecast | None]] = []
+        last: dict[str, Forecast | None] | None = None
+        for k in range(syncs):
+            now = start + timedelta(seconds=k * sync_seconds)
+            out = source.forecasts(now)
+            if out is not last:  # a new bin or a refit: the forecasts changed at this sync
+                self._times.append(now.timestamp())
+                self._entries.append(out)
+                last = out
+        self.fits = source.fits
+        self.predictions = source.predictions
+        self.models_used = source.models_used
+
+    def forecasts(self, now: datetime) -> dict[str, Forecast | None]:
+        i = bisect.bisect_right(self._times, now.timestamp()) - 1
+        if i < 0:
+            raise ValueError(f"{now} is before the recorded window (from {self._times[0] if self._times else '-'})")
+        return self._entries[i]
+
+    def observed_rate(self, signal: str, now: datetime) -> float | None:
+        return self._source.observed_rate(signal, now)
+
+
 class HindsightForecast:
     """A fitted-model stand-in that "forecasts" the true future rates at every quantile.
 
@@ -173,5 +212,5 @@ def horizon_for(lead_seconds: float, interval_seconds: float, bin_seconds: int) 
     return lead_seconds + interval_seconds + 2 * bin_seconds
 
 
-__all__ = ["FORECAST_SIGNALS", "HindsightForecast", "HindsightForecasting", "RollingForecaster", "horizon_for",
-           "rate_series"]
+__all__ = ["FORECAST_SIGNALS", "ForecastTape", "HindsightForecast", "HindsightForecasting", "RollingForecaster",
+           "horizon_for", "rate_series"]

@@ -13,12 +13,15 @@ simulated replicas, so the two agree.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime, timedelta
+from typing import Literal, Protocol
 
 import pandas as pd
 
 from controller.policy import (
     MetricObservation,
+    PodCondition,
     PolicyState,
     PredictiveAutoscalerSpec,
     PredictiveInputs,
@@ -30,11 +33,27 @@ from controller.sim.engine import MetricsSample
 from controller.sim.forecasting import FORECAST_SIGNALS, HindsightForecasting, RollingForecaster, horizon_for
 from controller.sim.reference import OracleScaler
 from controller.sim.workload import Workload
+from forecaster.contract import Forecast
 from forecaster.contract.replay import ReplayForecasting
 
 # The metric the reactive stage scales on: in a cluster, a prometheus-adapter rule
 # `sum by (pod) (vllm:num_requests_running + vllm:num_requests_waiting)` exposed as a Pods metric.
 IN_FLIGHT_METRIC = "vllm:num_requests_running_plus_waiting"
+
+# The reactive metrics the families scale on, as their users configure them:
+# - inflight: the Pods metric above (running + waiting per pod; today's default);
+# - running: `vllm:num_requests_running` per pod (no queue term: it cannot wind up on a queue);
+# - kv: `vllm:kv_cache_usage_perc` per pod (AIBrix's and vLLM's production-stack examples);
+# - waiting_total: an External metric `sum(vllm:num_requests_waiting)` with an AverageValue target,
+#   which is what a KEDA ScaledObject's prometheus trigger becomes (KEDA builds the HPA behind it).
+ReactiveMetric = Literal["inflight", "running", "kv", "waiting_total"]
+REACTIVE_METRICS: tuple[ReactiveMetric, ...] = ("inflight", "running", "kv", "waiting_total")
+METRIC_NAMES: dict[str, str] = {
+    "inflight": IN_FLIGHT_METRIC,
+    "running": "vllm:num_requests_running",
+    "kv": "vllm:kv_cache_usage_perc",
+    "waiting_total": "prescaler_vllm_num_requests_waiting_sum",
+}
 
 
 def mean_lengths(workload: Workload) -> tuple[float, float]:
@@ -60,29 +79,91 @@ def in_flight_target(workload: Workload, config: SimConfig) -> float:
     return rate * (prompt / replica.prefill_tps + output / replica.max_decode_speed)
 
 
-def base_spec(workload: Workload, config: SimConfig, **extra) -> dict:
-    target = in_flight_target(workload, config)
+def kv_usage_target(workload: Workload, config: SimConfig) -> float:
+    """vllm:kv_cache_usage_perc of a replica at the target utilization (0..1).
+
+    The requests in flight at the target (Little's law, in_flight_target) each hold their prompt and,
+    on average over their decode, half their output in the KV cache.
+    """
+    prompt, output = mean_lengths(workload)
+    return in_flight_target(workload, config) * (prompt + output / 2.0) / config.replica.kv_cache_tokens
+
+
+def base_target(metric: ReactiveMetric, workload: Workload, config: SimConfig) -> float:
+    """The value per pod each reactive metric has when replicas run at the target utilization.
+
+    A family's `target` knob multiplies it (1.0: the metric's value at the capacity model's target).
+    For waiting_total the queue at the target is ~0, so its base is the in-flight target: a target of
+    0.25 lets a quarter of a replica's in-flight requests wait before adding replicas.
+    """
+    if metric == "kv":
+        return kv_usage_target(workload, config)
+    return in_flight_target(workload, config)
+
+
+def metric_spec(metric: ReactiveMetric, target: float) -> dict:
+    """One `spec.metrics` entry (the HPA v2 schema) for a reactive metric at an AverageValue target."""
+    if target <= 0 or not math.isfinite(target):
+        raise ValueError(f"the {metric} target must be a positive number, got {target}")
+    value = f"{max(1, math.ceil(target * 1000))}m"
+    if metric == "waiting_total":
+        return {"type": "External", "external": {
+            "metric": {"name": METRIC_NAMES[metric]},
+            "target": {"type": "AverageValue", "averageValue": value},
+        }}
+    return {"type": "Pods", "pods": {
+        "metric": {"name": METRIC_NAMES[metric]},
+        "target": {"type": "AverageValue", "averageValue": value},
+    }}
+
+
+def base_spec(workload: Workload, config: SimConfig, *, metric: ReactiveMetric = "inflight",
+              target_factor: float = 1.0, **extra) -> dict:
+    target = target_factor * base_target(metric, workload, config)
     return {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vllm"},
         "minReplicas": config.min_replicas,
         "maxReplicas": config.max_replicas,
-        "metrics": [{"type": "Pods", "pods": {
-            "metric": {"name": IN_FLIGHT_METRIC},
-            "target": {"type": "AverageValue", "averageValue": f"{math.ceil(target * 1000)}m"},
-        }}],
+        "metrics": [metric_spec(metric, target)],
         "leadTime": f"{int(config.lead_seconds)}s",
         "syncPeriod": f"{int(config.sync_seconds)}s",
         **extra,
     }
 
 
+def scale_down_behavior(window_seconds: float | None) -> dict:
+    """`behavior` with only the scale-down stabilization window set (Kubernetes's defaults otherwise)."""
+    if window_seconds is None:
+        return {}
+    return {"behavior": {"scaleDown": {"stabilizationWindowSeconds": int(window_seconds)}}}
+
+
+class Forecasts(Protocol):
+    """What DecideScaler reads forecasts from: a RollingForecaster, or a ForecastTape of one."""
+
+    signals: tuple[str, ...]
+    fits: int
+    predictions: int
+    models_used: dict[str, list[str]]
+
+    def forecasts(self, now: datetime) -> Mapping[str, Forecast | None]: ...
+
+    def observed_rate(self, signal: str, now: datetime) -> float | None: ...
+
+
 class DecideScaler:
     """A scaler that asks controller.policy.decide() at every sync."""
 
     def __init__(self, name: str, spec: PredictiveAutoscalerSpec, workload: Workload, config: SimConfig,
-                 forecaster: RollingForecaster | None = None) -> None:
+                 forecaster: Forecasts | None = None, *, metric: ReactiveMetric = "inflight",
+                 queue_weight: float = 1.0) -> None:
+        if metric not in REACTIVE_METRICS:
+            raise ValueError(f"unknown reactive metric {metric!r}; choose from {', '.join(REACTIVE_METRICS)}")
         self.name = name
         self.spec = spec
+        self.metric = metric
+        # inflight's queue term: running + queue_weight x waiting (1: the plain sum)
+        self.queue_weight = queue_weight
         self.forecaster = forecaster
         self.start = workload.start
         self.tick_seconds = config.tick_seconds
@@ -98,14 +179,18 @@ class DecideScaler:
         return OracleScaler().initial(workload, config)
 
     def _reactive(self, sample: MetricsSample | None, current: int, ready: int) -> ReactiveInputs:
-        pods = {name: "Ready" for name in self._ready_names[:ready]}
+        pods: dict[str, PodCondition] = {name: "Ready" for name in self._ready_names[:ready]}
         pods.update({name: "Unready" for name in self._pending_names[: max(0, current - ready)]})
         if sample is None:
             observation = MetricObservation.unavailable("no scrape visible yet")
         else:
-            value = sample.running + sample.waiting
             seen = min(sample.ready, ready)
-            observation = MetricObservation(pod_values={name: value for name in self._ready_names[:seen]})
+            if self.metric == "waiting_total":  # one External value: the sum over the scraped pods
+                observation = MetricObservation(value=sample.waiting * seen)
+            else:
+                value = (sample.running + self.queue_weight * sample.waiting if self.metric == "inflight"
+                         else sample.running if self.metric == "running" else sample.kv_cache_usage)
+                observation = MetricObservation(pod_values={name: value for name in self._ready_names[:seen]})
         return ReactiveInputs(current_replicas=current, pods=pods, metrics=(observation,))
 
     def _predictive(self, now: datetime) -> PredictiveInputs | None:
@@ -134,17 +219,31 @@ class DecideScaler:
         return decision.desired_replicas if decision.act else current
 
 
-def hpa_scaler(workload: Workload, config: SimConfig) -> DecideScaler:
-    """Kubernetes's HPA with its default behavior, on running + waiting requests per pod."""
-    return DecideScaler("hpa", PredictiveAutoscalerSpec.model_validate(base_spec(workload, config)),
-                        workload, config)
+def hpa_scaler(workload: Workload, config: SimConfig, *, metric: ReactiveMetric = "inflight",
+               target_factor: float = 1.0, scale_down_window_seconds: float | None = None,
+               name: str = "hpa") -> DecideScaler:
+    """Kubernetes's HPA on one reactive metric; with no knob set, the default `hpa` (running + waiting
+    per pod at the Little's-law target, Kubernetes's default behavior)."""
+    spec = base_spec(workload, config, metric=metric, target_factor=target_factor,
+                     **scale_down_behavior(scale_down_window_seconds))
+    return DecideScaler(name, PredictiveAutoscalerSpec.model_validate(spec), workload, config, metric=metric)
 
 
 def prescaler_spec(workload: Workload, config: SimConfig, *, quantile: float, bin_seconds: int,
-                   model: str, interval_seconds: float = 60.0) -> PredictiveAutoscalerSpec:
+                   model: str, interval_seconds: float = 60.0, target_utilization: float | None = None,
+                   metric: ReactiveMetric = "inflight", target_factor: float = 1.0,
+                   scale_down_window_seconds: float | None = None,
+                   capacity_error: float = 0.0) -> PredictiveAutoscalerSpec:
+    """prescaler's spec in a replay. The knobs default to the product's defaults: the capacity
+    model's target utilization (the replay's), the in-flight reactive metric at its base target,
+    Kubernetes's default behavior. `capacity_error` e tells the capacity model a replica sustains
+    (1 + e) x what the simulated one does (a mis-measured capacity)."""
+    if not -1.0 < capacity_error <= 10.0:
+        raise ValueError(f"capacity_error must be in (-1, 10], got {capacity_error}")
     replica = config.replica
     return PredictiveAutoscalerSpec.model_validate(base_spec(
-        workload, config,
+        workload, config, metric=metric, target_factor=target_factor,
+        **scale_down_behavior(scale_down_window_seconds),
         forecast={
             "signals": [{"name": s} for s in FORECAST_SIGNALS],
             "model": model,
@@ -154,9 +253,9 @@ def prescaler_spec(workload: Workload, config: SimConfig, *, quantile: float, bi
             "maxAge": f"{bin_seconds + 2 * int(config.sync_seconds)}s",
             "interval": f"{int(interval_seconds)}s",
         },
-        capacity={"perReplica": {"promptTokensPerSecond": replica.prefill_tps,
-                                 "outputTokensPerSecond": replica.decode_tps},
-                  "targetUtilization": config.target_utilization},
+        capacity={"perReplica": {"promptTokensPerSecond": replica.prefill_tps * (1.0 + capacity_error),
+                                 "outputTokensPerSecond": replica.decode_tps * (1.0 + capacity_error)},
+                  "targetUtilization": target_utilization or config.target_utilization},
     ))
 
 
