@@ -297,9 +297,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model", default="auto")
     parser.add_argument("--variants", action="store_true", help="add the reduced-grid realism variants")
     parser.add_argument("--quick", action="store_true", help="a 1-day replay of one trace (a smoke test)")
+    parser.add_argument("--stem", default=None,
+                        help="results file stem (default frontier; frontier_quick with --quick), so a run on "
+                             "a few traces or with --variants does not overwrite the full run's results")
     args = parser.parse_args(argv)
     replay_days = 1.0 if args.quick else args.replay_days
-    stem = "frontier_quick" if args.quick else "frontier"
+    stem = args.stem or ("frontier_quick" if args.quick else "frontier")
     RESULTS.mkdir(parents=True, exist_ok=True)
     results = []
     for entry in select(multi_day_traces(), args.traces, args.quick):

@@ -105,6 +105,8 @@ def config_label(config: Mapping[str, Any], *, omit: Mapping[str, Any] | None = 
             parts.append(f"reactive {value}")
         elif knob == "scale_down_window_seconds" and value is None:
             parts.append("no behavior")
+        elif knob == "peak_quantile":
+            parts.append(f"peak q{value:g}" if value is not None else "")
         elif knob == "queue_weight":
             parts.append(f"queue weight {value:g}" if value != 1.0 else "")
         elif knob == "capacity_error":
@@ -118,11 +120,11 @@ def config_label(config: Mapping[str, Any], *, omit: Mapping[str, Any] | None = 
 
 # prescaler's knobs beyond quantile and headroom are shown only where a point changes them.
 _PRESCALER_UNSHOWN = {"scale_down_window_seconds": None, "reactive_metric": "inflight", "reactive_target": 1.0,
-                      "capacity_error": 0.0, "queue_weight": 1.0}
+                      "capacity_error": 0.0, "queue_weight": 1.0, "peak_quantile": None}
 
 
 def point_config(point: FrontierPoint) -> str:
-    omit = _PRESCALER_UNSHOWN if point.family in ("prescaler", "hindsight") else None
+    omit = _PRESCALER_UNSHOWN if point.family in ("prescaler", "hindsight", "hindsight-peak") else None
     return config_label(point.config, omit=omit) if point.config else "-"
 
 
@@ -309,10 +311,12 @@ FAMILY_STYLE: dict[str, tuple[str, str]] = {  # marker, colour
     "prescaler": ("o", "tab:blue"),
     "oracle": ("*", "black"),
     "hindsight": ("P", "tab:cyan"),
+    "hindsight-peak": ("P", "tab:olive"),
 }
 DEFAULT_NOTES = {"hpa-inflight": "default HPA (make demo's)", "prescaler": "prescaler default"}
 # Where each default's label goes (points): apart, since the defaults often sit close together.
-LABEL_OFFSETS = {"hpa-inflight": (8, 8), "prescaler": (8, -26), "oracle": (8, -12), "hindsight": (8, 10)}
+LABEL_OFFSETS = {"hpa-inflight": (8, 8), "prescaler": (8, -26), "oracle": (8, -12), "hindsight": (8, 10),
+                 "hindsight-peak": (8, -14)}
 
 
 def frontier_figure(result: FrontierResult) -> Figure:
@@ -565,7 +569,8 @@ def frontier(
         _fail(f"{where}{exc}")
     frame = _load(trace)
     forecasts = "prescaler" in spec.families
-    count_points = len(spec.points()) + 1 + (forecasts and "hindsight" in spec.references)
+    count_points = len(spec.points()) + 1 + (
+        sum(r in spec.references for r in ("hindsight", "hindsight-peak")) if forecasts else 0)
     log(f"frontier of {trace_label(trace)}: {count_points} points of {', '.join(spec.families)}, "
         f"{jobs} job{'s' if jobs > 1 else ''}" + ("; recording prescaler's forecasts first" if forecasts else ""))
     started = time.perf_counter()

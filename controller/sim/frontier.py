@@ -39,6 +39,7 @@ from controller.sim.forecasting import (
     FORECAST_SIGNALS,
     ForecastTape,
     HindsightForecasting,
+    PeakProvisioning,
     RollingForecaster,
     horizon_for,
 )
@@ -59,7 +60,10 @@ from forecaster.contract.replay import ReplayForecasting
 
 REACTIVE_FAMILIES = ("hpa-inflight", "hpa-running", "hpa-kv", "keda-waiting", "kpa", "static")
 FAMILIES = (*REACTIVE_FAMILIES, "prescaler")
-REFERENCES = ("oracle", "hindsight")
+# hindsight: prescaler fed the true future bin means; hindsight-peak: fed each bin's true busiest
+# minute as its quantiles (the perfect forecast of what the replicas must serve).
+REFERENCES = ("oracle", "hindsight", "hindsight-peak")
+DEFAULT_REFERENCES = REFERENCES
 
 
 class _Knobs(BaseModel):
@@ -96,6 +100,9 @@ class PrescalerKnobs(_Knobs):
     reactive_metric: Literal["inflight", "running", "kv"] = "inflight"
     reactive_target: float = Field(1.0, gt=0)
     queue_weight: float = Field(1.0, ge=0, le=1, description="inflight = running + this x waiting")
+    peak_quantile: float | None = Field(
+        None, gt=0, lt=1, description="provision for this quantile of the bins' busiest-minute ratio "
+        "(controller.sim.forecasting.PeakProvisioning); None: the bin forecast as it is")
     capacity_error: float = Field(0.0, gt=-1, le=10,
                                   description="the capacity model's per-replica rates are (1 + e) x the replica's")
 
@@ -129,6 +136,9 @@ EXTRA_POINTS: dict[str, tuple[dict[str, Any], ...]] = {
         # queue adds replicas in proportion, not in multiples (running + 0.2 x waiting per pod).
         {"queue_weight": 0.2},
         {"queue_weight": 0.2, "reactive_target": 0.8},
+        # Provisioning for the busiest minute of each bin (what hindsight-peak knows exactly).
+        {"peak_quantile": 0.5},
+        {"peak_quantile": 0.9},
     ),
 }
 # The default point of each family: what its users get without tuning (hpa-inflight's is `hpa`).
@@ -149,7 +159,7 @@ class SweepSpec(BaseModel):
 
     families: tuple[str, ...] = FAMILIES
     grids: dict[str, dict[str, tuple[Any, ...]]] = Field(default_factory=dict)
-    references: tuple[str, ...] = REFERENCES
+    references: tuple[str, ...] = DEFAULT_REFERENCES
 
     @field_validator("families")
     @classmethod
@@ -274,7 +284,8 @@ def _tape(workload: Workload, settings: ReplaySettings, config: SimConfig, forec
 
 
 def make_point_scaler(family: str, knobs: _Knobs, workload: Workload, settings: ReplaySettings,
-                      config: SimConfig, tapes: Mapping[str, ForecastTape]) -> tuple[Scaler, SimConfig]:
+                      config: SimConfig,
+                      tapes: Mapping[tuple[str, float | None], ForecastTape]) -> tuple[Scaler, SimConfig]:
     """The scaler (and the config it runs under) for one point of the sweep."""
     if family in ("hpa-inflight", "hpa-running", "hpa-kv", "keda-waiting"):
         assert isinstance(knobs, HpaKnobs)
@@ -296,7 +307,7 @@ def make_point_scaler(family: str, knobs: _Knobs, workload: Workload, settings: 
     if family == "static":
         assert isinstance(knobs, StaticKnobs)
         return FractionStatic(knobs.fraction), config
-    if family in ("prescaler", "hindsight"):
+    if family in ("prescaler", "hindsight", "hindsight-peak"):
         assert isinstance(knobs, PrescalerKnobs)
         spec = prescaler_spec(
             workload, config, quantile=knobs.quantile, bin_seconds=settings.forecast_bin_seconds,
@@ -304,7 +315,8 @@ def make_point_scaler(family: str, knobs: _Knobs, workload: Workload, settings: 
             target_utilization=knobs.target_utilization, metric=knobs.reactive_metric,
             target_factor=knobs.reactive_target, scale_down_window_seconds=knobs.scale_down_window_seconds,
             capacity_error=knobs.capacity_error)
-        return DecideScaler(family, spec, workload, config, tapes[family], metric=knobs.reactive_metric,
+        tape = tapes[(family, knobs.peak_quantile if family == "prescaler" else None)]
+        return DecideScaler(family, spec, workload, config, tape, metric=knobs.reactive_metric,
                             queue_weight=knobs.queue_weight), config
     if family == "oracle":
         return OracleScaler(), config
@@ -370,23 +382,28 @@ def frontier(
                               peak_replicas=settings.peak_replicas, tokens=settings.tokens, scaling=scaling)
     points = sweep.points()
     tasks: list[tuple[str, _Knobs, bool, bool]] = [(f, k, d, False) for f, k, d in points]
-    tapes: dict[str, ForecastTape] = {}
+    tapes: dict[tuple[str, float | None], ForecastTape] = {}
     if "prescaler" in sweep.families:
-        quantiles = sorted({MEDIAN, *(k.quantile for f, k, _ in points if isinstance(k, PrescalerKnobs))})
-        tapes["prescaler"] = _tape(workload, settings, config, forecasting, quantiles)
-        if log:
-            log(f"forecasts recorded in {time.perf_counter() - started:.0f} s "
-                f"({tapes['prescaler'].fits} fits, {tapes['prescaler'].predictions} forecasts)")
-        if "hindsight" in sweep.references:
-            counts = pd.concat([workload.history, workload.observed])
-            truth = HindsightForecasting(counts, settings.forecast_bin_seconds, forecasting)
-            tapes["hindsight"] = _tape(workload, settings, config, truth, quantiles)
-            # prescaler's default knobs, with whatever capacity error the sweep gives its points
-            default = next((k for f, k, d in points if f == "prescaler" and d), PrescalerKnobs(**DEFAULTS["prescaler"]))
-            tasks.append(("hindsight", default, True, True))
+        knob_sets = [k for f, k, _ in points if isinstance(k, PrescalerKnobs)]
+        quantiles = sorted({MEDIAN, *(k.quantile for k in knob_sets)})
+        for peak in dict.fromkeys(k.peak_quantile for k in knob_sets):
+            engine = forecasting if peak is None else PeakProvisioning(forecasting, peak)
+            tapes[("prescaler", peak)] = _tape(workload, settings, config, engine, quantiles)
+            if log:
+                tape = tapes[("prescaler", peak)]
+                log(f"forecasts recorded{'' if peak is None else f' (peak quantile {peak:g})'} in "
+                    f"{time.perf_counter() - started:.0f} s ({tape.fits} fits, {tape.predictions} forecasts)")
+        # prescaler's default knobs, with whatever capacity error the sweep gives its points
+        default = next((k for f, k, d in points if f == "prescaler" and d), PrescalerKnobs(**DEFAULTS["prescaler"]))
+        counts = pd.concat([workload.history, workload.observed])
+        for reference, peaks in (("hindsight", False), ("hindsight-peak", True)):
+            if reference in sweep.references:
+                truth = HindsightForecasting(counts, settings.forecast_bin_seconds, forecasting, peaks=peaks)
+                tapes[(reference, None)] = _tape(workload, settings, config, truth, quantiles)
+                tasks.append((reference, default.model_copy(update={"peak_quantile": None}), True, True))
     tasks.append(("oracle", StaticKnobs(fraction=1.0), True, True))
     # The slowest first (Knative's 1 s scrapes, then prescaler's), so the pool ends together.
-    tasks.sort(key=lambda t: (t[0] != "kpa", t[0] not in ("prescaler", "hindsight")))
+    tasks.sort(key=lambda t: (t[0] != "kpa", t[0] not in ("prescaler", "hindsight", "hindsight-peak")))
     _JOB = (workload, settings, config, tapes)
     try:
         if jobs > 1:

@@ -86,9 +86,9 @@ def test_the_json_has_issue_16s_shape(swept) -> None:
     assert isinstance(data["oracle_gpu_hours"], float) and data["oracle_gpu_hours"] > 0
     families = [p["family"] for p in data["points"]]
     # 2 + 1 + 1 swept, hpa-inflight's default (no behavior: not in the swept grid), prescaler's one,
-    # and the two references.
+    # and the three references.
     assert sorted(families) == sorted(["hpa-inflight"] * 3 + ["hpa-running", "static", "prescaler",
-                                                             "oracle", "hindsight"])
+                                                             "oracle", "hindsight", "hindsight-peak"])
     for point in data["points"]:
         for key, kind in POINT_KEYS.items():
             assert isinstance(point[key], kind), (point["family"], key, point[key])
@@ -124,7 +124,7 @@ def test_the_png_is_a_png_and_the_table_is_printed(swept) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert "hpa-inflight" in result.output and "prescaler" in result.output
     assert "cheapest reactive at >= prescaler's SLO" in result.output or "no reactive point" in result.output
-    assert "replayed 8 points" in result.output  # the progress on stderr (CliRunner mixes it in)
+    assert "replayed 9 points" in result.output  # the progress on stderr (CliRunner mixes it in)
 
 
 def test_realism_flags_reach_the_replay_and_the_json(app, trace, tmp_path: Path) -> None:

@@ -99,3 +99,55 @@ def test_a_tape_replays_exactly_the_forecasts_of_a_rolling_forecaster() -> None:
     assert changed == len(bins) + 1  # ...so the forecasts change at every new bin and at the refit
     with pytest.raises(ValueError, match="before the recorded window"):
         tape.forecasts(start - timedelta(seconds=1))
+
+
+def _bursty_minutes(peak: float, *, hours: int = 6) -> pd.Series:
+    """Per-minute rates: 1.0, with the 5th minute of every 10 at `peak` (a burst a bin)."""
+    index = pd.date_range("2025-01-01T00:00Z", periods=hours * 60, freq="60s", tz="UTC")
+    values = [peak if i % 10 == 4 else 1.0 for i in range(len(index))]
+    return pd.Series(values, index=index, name="prompt_tokens")
+
+
+@pytest.mark.parametrize("peak, expected", [
+    pytest.param(1.0, 1.0, id="flat-bins-need-no-headroom"),
+    # mean of a bin = (9 + 5.5) / 10 = 1.45; busiest minute 5.5: ratio 5.5 / 1.45
+    pytest.param(5.5, 5.5 / 1.45, id="one-burst-a-bin"),
+])
+def test_peak_provisioning_learns_the_busiest_minute_ratio(peak, expected) -> None:
+    from controller.sim.forecasting import PeakProvisioning
+
+    engine = PeakProvisioning(EstimatorForecasting("last_value"), 0.9)
+    minutes = _bursty_minutes(peak)
+    binned = engine.bin_rates(minutes, 600)
+    model = engine.fit("prompt_tokens", binned.iloc[:12])
+    assert model.ratio == pytest.approx(expected)
+    out = model.forecast(binned.iloc[:12], steps=2, quantiles=[0.5, 0.9], workload="w",
+                         generated_at=binned.index[12].to_pydatetime())
+    plain = EstimatorForecasting("last_value").fit("prompt_tokens", binned.iloc[:12]).forecast(
+        binned.iloc[:12], steps=2, quantiles=[0.5, 0.9], workload="w", generated_at=binned.index[12].to_pydatetime())
+    for scaled, base in zip(out.points, plain.points):
+        assert scaled.mean == pytest.approx(base.mean)  # the mean is the bin's mean: left alone
+        assert scaled.quantiles["0.9"] == pytest.approx(base.quantiles["0.9"] * expected)
+
+
+def test_peak_provisioning_never_learns_from_bins_after_the_fit() -> None:
+    from controller.sim.forecasting import PeakProvisioning
+
+    calm, bursty = _bursty_minutes(1.0, hours=3), _bursty_minutes(5.5, hours=6).iloc[180:]
+    engine = PeakProvisioning(EstimatorForecasting("last_value"), 0.9)
+    binned = engine.bin_rates(pd.concat([calm, bursty]), 600)
+    assert engine.fit("prompt_tokens", binned.iloc[:18]).ratio == 1.0  # only the calm 3 hours seen
+    assert engine.fit("prompt_tokens", binned).ratio > 3.0
+
+
+def test_hindsight_peak_forecasts_each_bins_true_busiest_minute() -> None:
+    from controller.sim.forecasting import HindsightForecasting
+
+    counts = (_bursty_minutes(5.5) * 60.0).to_frame()
+    binning = EstimatorForecasting("last_value")
+    truth = HindsightForecasting(counts, 600, binning, peaks=True)
+    history = binning.bin_rates(counts["prompt_tokens"] / 60.0, 600).rename("prompt_tokens").iloc[:10]
+    out = truth.fit("prompt_tokens", history).forecast(history, steps=3, quantiles=[0.9], workload="w",
+                                                       generated_at=history.index[-1].to_pydatetime())
+    assert [p.mean for p in out.points] == pytest.approx([1.45] * 3)
+    assert [p.quantiles["0.9"] for p in out.points] == pytest.approx([5.5] * 3)
