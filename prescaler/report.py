@@ -1,10 +1,13 @@
-"""`prescaler report`: the forecast review, the model leaderboard and a replay as one static HTML file.
+"""`prescaler report`: the forecast review, the model leaderboard, a replay and the cost-SLO frontier
+as one static HTML file.
 
 For people without Jupyter: the same numbers and figures as notebooks/01-03 (both call
 forecaster.review, forecaster.plots and prescaler.replay_review), written as `index.html` with PNG
 figures beside it. Every file is written atomically, the figures first and index.html last, so the
-page never references a figure that is not there yet. forecaster, pandas and matplotlib load inside
-the functions: importing this module (as `prescaler --help` does) costs nothing.
+page never references a figure that is not there yet. Every table's numbers are formatted for people
+(prescaler.report_tables); the replay and the frontier forecast with the model the leaderboard
+selected (prescaler.report_replay). Each phase reports on stderr as it ends. forecaster, pandas and
+matplotlib load inside the functions: importing this module (as `prescaler --help` does) costs nothing.
 """
 
 from __future__ import annotations
@@ -12,11 +15,12 @@ from __future__ import annotations
 import html
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -25,6 +29,10 @@ from forecaster.contract import Clock, system_clock
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
+
+    from forecaster.estimators.base import Estimator
+    from forecaster.selection import SelectionRecord
 
 INDEX = "index.html"
 
@@ -46,8 +54,15 @@ class ReportSettings(BaseModel):
     refits: int = Field(2, ge=1)
     review_model: str | None = Field(None, description="the model reviewed; None: the selected one")
     review_days: float = Field(2.0, gt=0)
-    replay_days: float = Field(1.0, ge=0, description="0 skips the replay")
-    replay_model: str = "seasonal_naive_daily"
+    replay_days: float = Field(1.0, ge=0, description="0 skips the replay and the frontier")
+    replay_model: str = Field("selected", description="selected (the leaderboard's), auto or a catalogue name")
+    # Fitting the replay and the frontier share (prescaler.report_replay): gbm's ~6 s a fit x 4 fits
+    # of a 1-day window is well inside; a model at a minute a fit would double the report's run time.
+    replay_fit_budget_seconds: float = Field(
+        120.0, ge=0, description="seconds the replay and the frontier may fit for; a selected model over it "
+        "falls back (prescaler.report_replay)")
+    frontier: bool = Field(True, description="replay the reduced frontier sweep on the replay's window")
+    jobs: int = Field(2, ge=1, description="frontier points replayed in parallel (processes)")
     lead_seconds: float = Field(300.0, ge=0)
     peak_replicas: float = Field(20.0, gt=0)
     seed: int = 0
@@ -96,7 +111,8 @@ class ReportSettings(BaseModel):
         from forecaster.objective import parse_objective
 
         parse_objective(self.objective)
-        for name in (self.review_model, self.replay_model if self.replay_model != "auto" else None):
+        for name in (self.review_model,
+                     self.replay_model if self.replay_model not in ("auto", "selected") else None):
             if name is not None:
                 try:
                     available([name])
@@ -125,19 +141,21 @@ class Section:
         self.blocks.append(("figure", name, alt))
 
 
-def _table(frame: "pd.DataFrame", css: str, digits: int = 4) -> tuple[str, str]:
-    # to_html escapes cell text; numbers rounded so the table is readable.
-    return css, frame.round(digits).to_html(index=False, classes=css, border=0, na_rep="-", escape=True)
+def html_table(frame: "pd.DataFrame", css: str) -> tuple[str, str]:
+    """(css, the table's HTML): every number formatted for people; to_html escapes the cell text."""
+    from prescaler.report_tables import people_frame
+
+    return css, people_frame(frame).to_html(index=False, classes=css, border=0, na_rep="-", escape=True)
 
 
-class _Figures:
+class Figures:
     """Writes each figure as a PNG under `out` (atomically) and remembers its name."""
 
     def __init__(self, out: Path):
         self.out = out
         self.written: list[Path] = []
 
-    def __call__(self, fig: Any, name: str) -> str:
+    def __call__(self, fig: "Figure", name: str) -> str:
         from forecaster.atomic import atomic_write_bytes
         from forecaster.plots import png_bytes
 
@@ -146,10 +164,23 @@ class _Figures:
         return name
 
 
+@dataclass(frozen=True)
+class Leaderboard:
+    """The backtest's outcome as the later sections need it."""
+
+    section: Section
+    record: "SelectionRecord"
+    fit_seconds: dict[str, float]  # mean seconds per fit, per backtested model
+    make: Callable[[str], "Estimator"]  # a backtested model unfitted (an ensemble of the members it scored)
+
+    @property
+    def selected(self) -> str:
+        return self.record.selected
+
+
 def leaderboard_section(settings: ReportSettings, series: "pd.Series", native: int | None,
-                        figures: _Figures) -> tuple[Section, str, Callable[[], Any]]:
-    """Backtest and select; returns the section, the selected model's name and a maker of it unfitted
-    (an ensemble made of the very members the backtest scored)."""
+                        figures: Figures, log: Callable[[str], None] | None = None) -> Leaderboard:
+    """Backtest and select; `log` hears each model as its backtest ends."""
     from forecaster import plots
     from forecaster.backtest import backtest
     from forecaster.review import leaderboard_frame, model_runs_frame, selection_frame
@@ -159,7 +190,12 @@ def leaderboard_section(settings: ReportSettings, series: "pd.Series", native: i
     config = make_config(settings.horizon_seconds(), objective=settings.objective,
                          controller_quantile=settings.quantile, eval_days=settings.eval_days,
                          refits=settings.refits)
-    result = backtest(series, resolve_models(list(settings.models)), config, native_bin_seconds=native)
+    def progress(model: str, done: int, total: int) -> None:
+        if log is not None and done == total:
+            log(f"backtest: {model} done ({total} fit{'s' if total != 1 else ''})")
+
+    result = backtest(series, resolve_models(list(settings.models)), config, native_bin_seconds=native,
+                      progress=progress)
     record = select(result, settings.objective)
     board = leaderboard_frame(result)
     runs = model_runs_frame(result)
@@ -169,21 +205,22 @@ def leaderboard_section(settings: ReportSettings, series: "pd.Series", native: i
         f"{settings.refits} fit(s) per model) at horizons {', '.join(h.label for h in result.horizons)}. "
         f"Selected: <b>{html.escape(record.selected)}</b>. {html.escape(record.reason)}."
     )
-    section.table(_table(board, "leaderboard"))
+    section.table(html_table(board, "leaderboard"))
     pinball = plots.leaderboard(board, metric="pinball_q", title=f"pinball loss at q{settings.quantile:g}")
     section.figure(figures(pinball, "leaderboard_pinball.png"), "pinball loss by model and horizon")
     mase = plots.leaderboard(board, metric="mase")
     section.figure(figures(mase, "leaderboard_mase.png"), "MASE by model and horizon")
     chosen = selection_frame(record)
-    section.table(_table(chosen, "selection"))
+    section.table(html_table(chosen, "selection"))
     section.figure(figures(plots.selection_scores(chosen), "selection.png"), "selection objective")
-    section.table(_table(runs, "runs"))
+    section.table(html_table(runs, "runs"))
     section.figure(figures(plots.fit_predict_times(runs), "fit_predict_times.png"), "fit and predict times")
-    return section, record.selected, lambda: estimator_for(record.selected, result)
+    return Leaderboard(section, record, fit_seconds={name: run.fit_seconds for name, run in result.runs.items()},
+                       make=lambda name: estimator_for(name, result))
 
 
 def review_section(settings: ReportSettings, series: "pd.Series", label: str, model: str,
-                   figures: _Figures, make: Callable[[], Any] | None = None) -> tuple[Section, float]:
+                   figures: Figures, make: Callable[[], "Estimator"] | None = None) -> tuple[Section, float]:
     """The forecast review of `model` (made by `make`, default the catalogue's); returns the
     section and the interval coverage."""
     from forecaster import plots
@@ -213,37 +250,11 @@ def review_section(settings: ReportSettings, series: "pd.Series", label: str, mo
     section.figure(figures(plots.residual_profile(review.profile), "residuals.png"), "residuals by hour and weekday")
     calibration = plots.calibration(review.calibration, coverage=review.coverage)
     section.figure(figures(calibration, "calibration.png"), "quantile calibration")
-    section.table(_table(review.calibration, "calibration"))
+    section.table(html_table(review.calibration, "calibration"))
     under = plots.under_forecast(review.frame, review.episodes, quantile=settings.quantile)
     section.figure(figures(under, "under_forecast.png"), "under-forecast episodes")
-    section.table(_table(review.episodes.head(10).astype({"start": str, "end": str}), "episodes"))
+    section.table(html_table(review.episodes.head(10), "episodes"))
     return section, review.coverage
-
-
-def replay_section(settings: ReportSettings, trace: Path, frame: "pd.DataFrame", figures: _Figures) -> Section:
-    """The policies replayed on the simulated cluster; `frame` is read_trace_csv(trace)."""
-    from controller.sim.replay import ReplaySettings, trace_label
-    from prescaler.replay_review import outcomes_figure, outcomes_frame, replicas_figure
-    from prescaler.replays import replay_with_forecaster
-
-    replay_settings = ReplaySettings(
-        policies=("hpa", "prescaler", "oracle"), model=settings.replay_model, quantile=settings.quantile,
-        lead_seconds=settings.lead_seconds, replay_days=settings.replay_days,
-        peak_replicas=settings.peak_replicas, seed=settings.seed,
-    )
-    report = replay_with_forecaster(frame, replay_settings, trace_name=trace_label(trace))
-    section = Section("Scaling replay")
-    section.paragraphs.append(
-        f"The last {settings.replay_days:g} day(s) replayed on the simulated vLLM cluster, scaled so the "
-        f"peak needs {settings.peak_replicas:g} replicas; cold start {settings.lead_seconds:g} s; the "
-        f"prescaler forecasts with {html.escape(settings.replay_model)} at q{settings.quantile:g}."
-    )
-    section.table(_table(outcomes_frame(report), "outcomes"))
-    section.figure(figures(replicas_figure(report), "replicas.png"),
-                   "replicas per policy against the load")
-    section.figure(figures(outcomes_figure(report), "outcomes.png"), "GPU-hours and SLO attainment")
-    section.paragraphs.extend(html.escape(note) for note in report.notes)
-    return section
 
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -274,6 +285,33 @@ def render_html(title: str, sections: list[Section], *, generated: datetime, not
     return "\n".join(parts) + "\n"
 
 
+@dataclass
+class _Phase:
+    name: str
+    started: float
+    detail: str = ""
+
+
+class Progress:
+    """Progress on `log` while the report works: a line as each phase ends, with its seconds and the
+    report's so far, and whatever the phases say in between (each backtested model, each frontier point)."""
+
+    def __init__(self, log: Callable[[str], None] | None, timer: Callable[[], float] = time.perf_counter) -> None:
+        self.log = log or (lambda message: None)
+        self.timer = timer
+        self.started = timer()
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[_Phase]:
+        """`with progress.phase("review") as phase: ...; phase.detail = "gbm"` logs
+        `review done in 10.6 s: gbm (26 s so far)` when the block ends."""
+        phase = _Phase(name, self.timer())
+        yield phase
+        now = self.timer()
+        detail = f": {phase.detail}" if phase.detail else ""
+        self.log(f"{name} done in {now - phase.started:.1f} s{detail} ({now - self.started:.0f} s so far)")
+
+
 def build_report(
     settings: ReportSettings,
     out: Path,
@@ -281,37 +319,73 @@ def build_report(
     clock: Clock = system_clock,
     log: Callable[[str], None] | None = None,
 ) -> Path:
-    """Write out/index.html and its PNGs; returns the index path."""
+    """Write out/index.html, its PNGs (and frontier.json); returns the index path. `log` hears the progress."""
     from forecaster.atomic import atomic_write_text
     from forecaster.review_inputs import load_review_series
     from forecaster.sources import shipped_trace_path
 
-    say = log or (lambda message: None)
+    progress = Progress(log)
     trace = settings.trace if settings.trace is not None else shipped_trace_path()
     source = load_review_series(trace, signal=settings.signal, bin=settings.bin)
+    replays = settings.replay_days > 0
+    phases = ["backtest", "review", *(["replay"] if replays else []),
+              *(["frontier"] if replays and settings.frontier else [])]
+    progress.log(f"report of {source.label} ({settings.signal} at {settings.bin}): {', '.join(phases)}")
     out.mkdir(parents=True, exist_ok=True)
-    figures = _Figures(out)
-    started = time.perf_counter()
-    board, selected, make_selected = leaderboard_section(settings, source.series, source.native_bin_seconds,
-                                                         figures)
-    say(f"backtest: {len(settings.models)} models in {time.perf_counter() - started:.1f} s, selected {selected}")
-    started = time.perf_counter()
-    review, _coverage = review_section(settings, source.series, source.label, settings.review_model or selected,
-                                       figures, None if settings.review_model else make_selected)
-    say(f"review: {time.perf_counter() - started:.1f} s")
-    sections = [review, board]
+    figures = Figures(out)
+    with progress.phase("backtest") as phase:
+        board = leaderboard_section(settings, source.series, source.native_bin_seconds, figures, log=progress.log)
+        phase.detail = f"{len(settings.models)} models, selected {board.selected}"
+    review_model = settings.review_model or board.selected
+    with progress.phase("review") as phase:
+        review, _coverage = review_section(settings, source.series, source.label, review_model, figures,
+                                           None if settings.review_model else lambda: board.make(board.selected))
+        phase.detail = review_model
+    sections = [review, board.section]
     notes = []
-    if settings.replay_days > 0:
+    if replays:
         frame, why_not = _replayable(Path(trace))
         if frame is not None:
-            started = time.perf_counter()
-            sections.append(replay_section(settings, Path(trace), frame, figures))
-            say(f"replay: {time.perf_counter() - started:.1f} s")
+            sections += _replay_sections(settings, Path(trace), frame, figures, board, progress)
         else:
             notes.append(f"replay skipped: {why_not}")
     page = render_html(f"prescaler report: {settings.workload} / {settings.signal}", sections,
                        generated=clock(), notes=notes)
     return atomic_write_text(out / INDEX, page)
+
+
+def _replay_sections(settings: ReportSettings, trace: Path, frame: "pd.DataFrame", figures: Figures,
+                     board: Leaderboard, progress: Progress) -> list[Section]:
+    """The replay and (unless turned off) the frontier, forecasting with one engine that shares its fits."""
+    from controller.sim.forecasting import FORECAST_SIGNALS
+    from controller.sim.replay import ReplaySettings
+    from prescaler.report_replay import (
+        choose_replay_model,
+        frontier_section,
+        replay_fits,
+        replay_section,
+        report_forecasting,
+    )
+
+    refit_seconds = ReplaySettings.model_fields["refit_seconds"].default
+    choice = choose_replay_model(
+        settings.replay_model, selected=board.selected, scores=board.record.scores, fit_seconds=board.fit_seconds,
+        fits=replay_fits(settings.replay_days, refit_seconds, len(FORECAST_SIGNALS)),
+        budget_seconds=settings.replay_fit_budget_seconds)
+    if choice.fell_back:
+        progress.log(f"replay: forecasting with {choice.why}")
+    forecasting = report_forecasting(choice, board.make, board.fit_seconds.keys())
+    with progress.phase("replay") as phase:
+        sections = [replay_section(settings, trace, frame, figures, choice, forecasting)]
+        phase.detail = f"hpa, prescaler and oracle over {settings.replay_days:g} day(s) with {choice.model}"
+    if settings.frontier:
+        with progress.phase("frontier") as phase:
+            section, result = frontier_section(settings, trace, frame, figures, choice, forecasting,
+                                               log=lambda message: progress.log(f"frontier: {message}"))
+            phase.detail = (f"{len(result.points)} points, {settings.jobs} job{'s' if settings.jobs > 1 else ''}, "
+                            f"{forecasting.reused} of the replay's fits reused")
+        sections.append(section)
+    return sections
 
 
 def _replayable(trace: Path) -> tuple["pd.DataFrame | None", str]:
@@ -349,10 +423,17 @@ def report(
     review_days: float = typer.Option(2.0, "--review-days"),
     eval_days: float = typer.Option(2.0, "--eval-days", help="span of the backtest origins"),
     refits: int = typer.Option(2, "--refits", help="fits per model in the backtest"),
-    replay_days: float = typer.Option(1.0, "--replay-days", help="0 skips the replay"),
+    replay_days: float = typer.Option(1.0, "--replay-days", help="0 skips the replay and the frontier"),
+    replay_model: str = typer.Option("selected", "--replay-model",
+                                     help="the replay's forecast model: selected (the leaderboard's), auto "
+                                     "or a catalogue name"),
     lead: str = typer.Option("5m", "--lead", help="replica cold start for the replay"),
+    frontier: bool = typer.Option(True, "--frontier/--no-frontier",
+                                  help="sweep the reactive autoscalers' knobs on the replay's window"),
+    jobs: int = typer.Option(2, "--jobs", help="frontier points replayed in parallel (processes)"),
 ) -> None:
-    """Render the forecast review, the model leaderboard and a replay as static HTML with PNG figures."""
+    """Render the forecast review, the model leaderboard, a replay and the cost-SLO frontier as static
+    HTML with PNG figures; progress on stderr."""
     from pydantic import ValidationError
 
     from forecaster.errors import ForecasterError
@@ -369,7 +450,8 @@ def report(
             trace=trace, workload=workload, signal=signal, bin=bin, models=model_names,
             horizons=_split(horizons), quantile=quantile, objective=f"pinball@{quantile:g}",
             review_model=review_model, review_days=review_days, eval_days=eval_days, refits=refits,
-            replay_days=replay_days, lead_seconds=parse_duration(lead).total_seconds(),
+            replay_days=replay_days, replay_model=replay_model, lead_seconds=parse_duration(lead).total_seconds(),
+            frontier=frontier, jobs=jobs,
         )
     except ValidationError as exc:
         _fail("; ".join(
