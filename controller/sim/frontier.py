@@ -352,7 +352,11 @@ def _log_point(log: Callable[[str], None] | None, item: tuple, n: int, total: in
     if log is None:
         return
     family, knobs, _, _, result, wall = item
-    config = "" if family == "oracle" else " " + " ".join(f"{k}={v}" for k, v in knobs.model_dump().items())
+    # only the knobs a point sets (the defaults of its knob model are left out)
+    default = type(knobs).model_fields
+    changed = {k: v for k, v in knobs.model_dump().items() if default[k].is_required() or v != default[k].default}
+    config = "" if family == "oracle" else " " + " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                                         for k, v in changed.items())
     log(f"[{n}/{total}] {family}{config}: {wall:.1f} s")
 
 
@@ -396,11 +400,11 @@ def frontier(
         # prescaler's default knobs, with whatever capacity error the sweep gives its points
         default = next((k for f, k, d in points if f == "prescaler" and d), PrescalerKnobs(**DEFAULTS["prescaler"]))
         counts = pd.concat([workload.history, workload.observed])
-        for reference, peaks in (("hindsight", False), ("hindsight-peak", True)):
-            if reference in sweep.references:
+        for name, peaks in (("hindsight", False), ("hindsight-peak", True)):
+            if name in sweep.references:
                 truth = HindsightForecasting(counts, settings.forecast_bin_seconds, forecasting, peaks=peaks)
-                tapes[(reference, None)] = _tape(workload, settings, config, truth, quantiles)
-                tasks.append((reference, default.model_copy(update={"peak_quantile": None}), True, True))
+                tapes[(name, None)] = _tape(workload, settings, config, truth, quantiles)
+                tasks.append((name, default.model_copy(update={"peak_quantile": None}), True, True))
     tasks.append(("oracle", StaticKnobs(fraction=1.0), True, True))
     # The slowest first (Knative's 1 s scrapes, then prescaler's), so the pool ends together.
     tasks.sort(key=lambda t: (t[0] != "kpa", t[0] not in ("prescaler", "hindsight", "hindsight-peak")))
