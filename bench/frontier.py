@@ -266,6 +266,24 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         lines.append(f"- **{r['trace']}** ({r['kind']}, {r['tokens']} tokens, {r['history_days']:.1f} days of "
                      f"history, `{r['png']}`):")
         lines += [f"  - {line}" for line in dominance_lines(dominance(result))]
+    lines += ["", "## References that peek, against prescaler's default", "",
+              "`hindsight` is prescaler's default fed the true future bin means; `hindsight-peak` is fed each "
+              "bin's true busiest minute as its quantiles. A reference below prescaler means the policy "
+              "discards information the forecast could carry (configs/capacity.md, \"Sub-bin peaks\").", "",
+              "| trace | prescaler default | hindsight | hindsight-peak | hindsight below prescaler? |",
+              "|---|---|---|---|---|"]
+    for r in results:
+        result = FrontierResult.model_validate(r["frontier"])
+        by = {p.family: p for p in result.points if p.reference or (p.family == "prescaler" and p.default)}
+        cells = {name: "-" if name not in by else
+                 f"{pct(by[name].slo_attainment)} at {times(by[name].gpu_hours_vs_oracle)}"
+                 for name in ("prescaler", "hindsight", "hindsight-peak")}
+        pre, hind = by.get("prescaler"), by.get("hindsight")
+        below = "-" if pre is None or hind is None else (
+            "yes" if hind.slo_misses > pre.slo_misses and hind.gpu_hours >= pre.gpu_hours else
+            "fewer misses" if hind.slo_misses <= pre.slo_misses else "more misses, fewer GPU-hours")
+        lines.append(f"| {r['trace']} | {cells['prescaler']} | {cells['hindsight']} | {cells['hindsight-peak']} "
+                     f"| {below} |")
     if any(r["variants"] for r in results):
         lines += ["", "## Realism variants", "",
                   "Each family's default plus its best answers to prescaler on the full frontier, replayed under "
@@ -300,9 +318,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--stem", default=None,
                         help="results file stem (default frontier; frontier_quick with --quick), so a run on "
                              "a few traces or with --variants does not overwrite the full run's results")
+    parser.add_argument("--render", action="store_true",
+                        help="rewrite <stem>.md from <stem>.json without replaying anything")
     args = parser.parse_args(argv)
     replay_days = 1.0 if args.quick else args.replay_days
     stem = args.stem or ("frontier_quick" if args.quick else "frontier")
+    if args.render:
+        payload = json.loads((RESULTS / f"{stem}.json").read_text())
+        atomic_write_text(RESULTS / f"{stem}.md", markdown(payload["traces"], payload["meta"]))
+        return payload
     RESULTS.mkdir(parents=True, exist_ok=True)
     results = []
     for entry in select(multi_day_traces(), args.traces, args.quick):
