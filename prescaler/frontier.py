@@ -108,7 +108,7 @@ def config_label(config: Mapping[str, Any], *, omit: Mapping[str, Any] | None = 
         elif knob == "peak_quantile":
             parts.append(f"peak q{value:g}" if value is not None else "")
         elif knob == "queue_weight":
-            parts.append(f"queue weight {value:g}" if value != 1.0 else "")
+            parts.append(f"queue weight {value:g}")
         elif knob == "capacity_error":
             parts.append(f"capacity error {100 * value:+.0f} %" if value else "")
         elif knob in _KNOB_LABELS and isinstance(value, (int, float)):
@@ -119,8 +119,8 @@ def config_label(config: Mapping[str, Any], *, omit: Mapping[str, Any] | None = 
 
 
 # prescaler's knobs beyond quantile and headroom are shown only where a point changes them.
-_PRESCALER_UNSHOWN = {"scale_down_window_seconds": None, "reactive_metric": "inflight", "reactive_target": 1.0,
-                      "capacity_error": 0.0, "queue_weight": 1.0, "peak_quantile": None}
+_PRESCALER_UNSHOWN = {"scale_down_window_seconds": None, "reactive_metric": "inflight", "reactive_target": 0.8,
+                      "capacity_error": 0.0, "queue_weight": 0.2, "peak_quantile": None}
 
 
 def point_config(point: FrontierPoint) -> str:

@@ -98,8 +98,9 @@ class PrescalerKnobs(_Knobs):
     target_utilization: float = Field(0.8, gt=0, le=1)
     scale_down_window_seconds: float | None = Field(None, ge=0, le=3600, description="None: no behavior (HpaKnobs)")
     reactive_metric: Literal["inflight", "running", "kv"] = "inflight"
-    reactive_target: float = Field(1.0, gt=0)
-    queue_weight: float = Field(1.0, ge=0, le=1, description="inflight = running + this x waiting")
+    # The defaults are ReplaySettings' (prescaler's default reactive stage, chosen on this frontier).
+    reactive_target: float = Field(0.8, gt=0)
+    queue_weight: float = Field(0.2, ge=0, le=1, description="inflight = running + this x waiting")
     peak_quantile: float | None = Field(
         None, gt=0, lt=1, description="provision for this quantile of the bins' busiest-minute ratio "
         "(controller.sim.forecasting.PeakProvisioning); None: the bin forecast as it is")
@@ -132,10 +133,11 @@ EXTRA_POINTS: dict[str, tuple[dict[str, Any], ...]] = {
         {"reactive_metric": "running", "scale_down_window_seconds": 900.0},
         {"reactive_target": 0.7},
         {"reactive_metric": "kv", "reactive_target": 0.7},
-        # The reactive stage without wind-up: a waiting request weighs a fifth of a running one, so a
-        # queue adds replicas in proportion, not in multiples (running + 0.2 x waiting per pod).
-        {"queue_weight": 0.2},
-        {"queue_weight": 0.2, "reactive_target": 0.8},
+        # The reactive stage that winds up: a waiting request weighs as much as a running one, so a
+        # queue built during a cold start multiplies the recommendation (the default until the
+        # frontier showed it; the default's 0.2 adds replicas in proportion to the queue).
+        {"queue_weight": 1.0, "reactive_target": 1.0},
+        {"queue_weight": 0.2, "reactive_target": 1.0},
         # Provisioning for the busiest minute of each bin (what hindsight-peak knows exactly).
         {"peak_quantile": 0.5},
         {"peak_quantile": 0.9},

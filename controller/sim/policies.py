@@ -271,8 +271,9 @@ def prescaler_scaler(workload: Workload, config: SimConfig, settings, *,
     )
     spec = prescaler_spec(workload, config, quantile=settings.quantile,
                           bin_seconds=settings.forecast_bin_seconds, model=settings.model,
-                          interval_seconds=settings.forecast_interval_seconds)
-    return DecideScaler(name, spec, workload, config, forecaster)
+                          interval_seconds=settings.forecast_interval_seconds,
+                          target_factor=settings.reactive_target)
+    return DecideScaler(name, spec, workload, config, forecaster, queue_weight=settings.queue_weight)
 
 
 def hindsight_scaler(workload: Workload, config: SimConfig, settings, *,

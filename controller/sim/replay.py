@@ -44,6 +44,12 @@ class ReplaySettings(BaseModel):
         60.0, ge=0, description="window after the lead the forecast's maximum is taken over"
     )
     refit_seconds: float = Field(86_400.0, gt=0)
+    # prescaler's reactive stage: running + queue_weight x waiting per pod, at reactive_target x its
+    # value at the target utilization. The queue weight keeps a queue built during a cold start from
+    # multiplying the recommendation (wind-up); both chosen on the frontier of the dev traces
+    # (bench/results/frontier.md, configs/capacity.md "The reactive stage and the frontier").
+    reactive_target: float = Field(0.8, gt=0)
+    queue_weight: float = Field(0.2, ge=0, le=1)
     target_utilization: float = Field(DEFAULT_TARGET_UTILIZATION, gt=0, le=1)
     replica: ReplicaModel | None = None
 

@@ -333,8 +333,12 @@ def test_pareto_keeps_the_points_nothing_beats_on_both() -> None:
         pytest.param(times(math.inf), "inf", id="times-inf"),
         pytest.param(point_config(point("prescaler", 1, 1, 1, quantile=0.95, target_utilization=0.7,
                                         scale_down_window_seconds=900.0, reactive_metric="inflight",
-                                        reactive_target=1.0, capacity_error=-0.2)),
+                                        reactive_target=0.8, capacity_error=-0.2)),
                      "q0.95, util 0.7, down window 900 s, capacity error -20 %", id="prescaler-config"),
+        # the old reactive stage (queue weight 1, target 1x) is named where a point sets it
+        pytest.param(point_config(point("prescaler", 1, 1, 1, quantile=0.9, target_utilization=0.8,
+                                        reactive_target=1.0, queue_weight=1.0)),
+                     "q0.9, util 0.8, reactive target 1x, queue weight 1", id="prescaler-old-reactive-stage"),
         pytest.param(point_config(point("keda-waiting", 1, 1, 1, target=0.25, scale_down_window_seconds=300.0,
                                         use_cached_metrics=True)),
                      "target 0.25x, down window 300 s, cached metrics", id="keda-config"),
