@@ -155,6 +155,11 @@ class ForecastTape:
         return self._source.observed_rate(signal, now)
 
 
+def by_bin(per_minute_rates: pd.Series, bin_seconds: int):
+    """Per-minute rates grouped into epoch-aligned bins stamped by their start (the forecaster's bins)."""
+    return per_minute_rates.resample(f"{int(bin_seconds)}s", origin="epoch", label="left", closed="left")
+
+
 class PeakScaled:
     """A fitted model whose quantiles are raised by the bins' learned peak-minute ratio."""
 
@@ -198,8 +203,7 @@ class PeakProvisioning:
         self._ratios: dict[str, pd.Series] = {}
 
     def bin_rates(self, per_minute_rates: pd.Series, bin_seconds: int) -> pd.Series:
-        rule = f"{int(bin_seconds)}s"
-        grouped = per_minute_rates.resample(rule, origin="epoch", label="left", closed="left")
+        grouped = by_bin(per_minute_rates, bin_seconds)
         mean, peak, count = grouped.mean(), grouped.max(), grouped.count()
         full = count >= max(1, int(0.8 * bin_seconds / 60))  # bins with most of their minutes observed
         ratio = (peak / mean).where(full & (mean > 0))
@@ -275,8 +279,7 @@ class HindsightForecasting:
             peaks = None
             if self._peaks:
                 per_minute = self._counts[signal].astype("float64") / 60.0
-                rule = f"{int(self._bin_seconds)}s"
-                peaks = per_minute.resample(rule, origin="epoch", label="left", closed="left").max()
+                peaks = by_bin(per_minute, self._bin_seconds).max()
             self._truth[signal] = HindsightForecast(
                 rate_series(self._counts, signal, self._bin_seconds, self._binning), peaks)
         return self._truth[signal]

@@ -36,12 +36,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from controller.sim.config import SimConfig
 from controller.sim.engine import RunResult, Scaler, run
 from controller.sim.forecasting import (
-    FORECAST_SIGNALS,
     ForecastTape,
     HindsightForecasting,
     PeakProvisioning,
-    RollingForecaster,
-    horizon_for,
 )
 from controller.sim.keda import PolledMetrics
 from controller.sim.kpa import KpaScaler, KpaSettings, knative_timing
@@ -51,9 +48,10 @@ from controller.sim.policies import (
     hpa_scaler,
     in_flight_target,
     prescaler_spec,
+    rolling_forecaster,
 )
 from controller.sim.reference import OracleScaler, StaticScaler, needed_per_minute
-from controller.sim.replay import ReplaySettings
+from controller.sim.replay import ReplaySettings, known_names
 from controller.sim.results import summarise
 from controller.sim.workload import Workload, build_workload
 from forecaster.contract.replay import ReplayForecasting
@@ -64,6 +62,12 @@ FAMILIES = (*REACTIVE_FAMILIES, "prescaler")
 # minute as its quantiles (the perfect forecast of what the replicas must serve).
 REFERENCES = ("oracle", "hindsight", "hindsight-peak")
 DEFAULT_REFERENCES = REFERENCES
+
+
+# The HPA-style families and the reactive metric each scales on (controller.sim.policies).
+FAMILY_METRICS: dict[str, ReactiveMetric] = {
+    "hpa-inflight": "inflight", "hpa-running": "running", "hpa-kv": "kv", "keda-waiting": "waiting_total",
+}
 
 
 class _Knobs(BaseModel):
@@ -166,21 +170,12 @@ class SweepSpec(BaseModel):
     @field_validator("families")
     @classmethod
     def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [f for f in value if f not in FAMILIES]
-        if unknown:
-            raise ValueError(f"unknown famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
-                             f"choose from {', '.join(FAMILIES)}")
-        if not value:
-            raise ValueError(f"name at least one family of {', '.join(FAMILIES)}")
-        return tuple(dict.fromkeys(value))
+        return known_names(value, FAMILIES, "family", "families")
 
     @field_validator("references")
     @classmethod
     def _known_references(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [r for r in value if r not in REFERENCES]
-        if unknown:
-            raise ValueError(f"unknown reference {', '.join(unknown)}; choose from {', '.join(REFERENCES)}")
-        return value
+        return known_names(value, REFERENCES, "reference", "references", allow_empty=True)
 
     def points(self) -> list[tuple[str, _Knobs, bool]]:
         """(family, knobs, is the family's default) for every point, each knob set validated."""
@@ -274,13 +269,7 @@ MEDIAN = 0.5
 
 def _tape(workload: Workload, settings: ReplaySettings, config: SimConfig, forecasting: ReplayForecasting,
           quantiles: Sequence[float]) -> ForecastTape:
-    counts = pd.concat([workload.history, workload.observed])
-    source = RollingForecaster(
-        counts, forecasting=forecasting, bin_seconds=settings.forecast_bin_seconds,
-        horizon_seconds=horizon_for(config.lead_seconds, settings.forecast_interval_seconds,
-                                    settings.forecast_bin_seconds),
-        quantiles=quantiles, refit_seconds=settings.refit_seconds, signals=FORECAST_SIGNALS,
-    )
+    source = rolling_forecaster(workload, config, settings, forecasting, quantiles)
     syncs = workload.ticks // round(config.sync_seconds / config.tick_seconds) + 1
     return ForecastTape(source, start=workload.start, syncs=syncs, sync_seconds=config.sync_seconds)
 
@@ -289,10 +278,9 @@ def make_point_scaler(family: str, knobs: _Knobs, workload: Workload, settings: 
                       config: SimConfig,
                       tapes: Mapping[tuple[str, float | None], ForecastTape]) -> tuple[Scaler, SimConfig]:
     """The scaler (and the config it runs under) for one point of the sweep."""
-    if family in ("hpa-inflight", "hpa-running", "hpa-kv", "keda-waiting"):
+    if family in FAMILY_METRICS:
         assert isinstance(knobs, HpaKnobs)
-        metric: ReactiveMetric = {"hpa-inflight": "inflight", "hpa-running": "running", "hpa-kv": "kv",
-                                  "keda-waiting": "waiting_total"}[family]  # type: ignore[assignment]
+        metric = FAMILY_METRICS[family]
         scaler: Scaler = hpa_scaler(workload, config, metric=metric, target_factor=knobs.target,
                                     scale_down_window_seconds=knobs.scale_down_window_seconds, name=family)
         if isinstance(knobs, KedaKnobs):

@@ -13,7 +13,7 @@ simulated replicas, so the two agree.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
@@ -259,16 +259,22 @@ def prescaler_spec(workload: Workload, config: SimConfig, *, quantile: float, bi
     ))
 
 
+def rolling_forecaster(workload: Workload, config: SimConfig, settings, forecasting: ReplayForecasting,
+                       quantiles: Sequence[float]) -> RollingForecaster:
+    """The replay's forecaster over the whole observed record, at the settings' bin, horizon and refit."""
+    return RollingForecaster(
+        pd.concat([workload.history, workload.observed]), forecasting=forecasting,
+        bin_seconds=settings.forecast_bin_seconds,
+        horizon_seconds=horizon_for(config.lead_seconds, settings.forecast_interval_seconds,
+                                    settings.forecast_bin_seconds),
+        quantiles=quantiles, refit_seconds=settings.refit_seconds,
+    )
+
+
 def prescaler_scaler(workload: Workload, config: SimConfig, settings, *,
                      forecasting: ReplayForecasting, name: str = "prescaler") -> DecideScaler:
     """decide() with the forecast: trained on the history before the window, refreshed during it."""
-    counts = pd.concat([workload.history, workload.observed])
-    forecaster = RollingForecaster(
-        counts, forecasting=forecasting, bin_seconds=settings.forecast_bin_seconds,
-        horizon_seconds=horizon_for(config.lead_seconds, settings.forecast_interval_seconds,
-                                    settings.forecast_bin_seconds),
-        quantiles=(0.5, settings.quantile), refit_seconds=settings.refit_seconds,
-    )
+    forecaster = rolling_forecaster(workload, config, settings, forecasting, (0.5, settings.quantile))
     spec = prescaler_spec(workload, config, quantile=settings.quantile,
                           bin_seconds=settings.forecast_bin_seconds, model=settings.model,
                           interval_seconds=settings.forecast_interval_seconds,

@@ -24,6 +24,18 @@ POLICIES = ("hpa", "prescaler", "oracle", "static", "hindsight")
 DEFAULT_POLICIES = ("hpa", "prescaler", "oracle", "static")
 
 
+def known_names(value: tuple[str, ...], allowed: tuple[str, ...], singular: str, plural: str, *,
+                allow_empty: bool = False) -> tuple[str, ...]:
+    """`value` without repeats, or a ValueError naming the unknown ones and what may be chosen."""
+    unknown = [v for v in value if v not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {plural if len(unknown) > 1 else singular} {', '.join(unknown)}; "
+                         f"choose from {', '.join(allowed)}")
+    if not value and not allow_empty:
+        raise ValueError(f"name at least one {singular} of {', '.join(allowed)}")
+    return tuple(dict.fromkeys(value))
+
+
 class ReplaySettings(BaseModel):
     """What `prescaler simulate` and `prescaler demo` take; validated before anything runs."""
 
@@ -56,13 +68,7 @@ class ReplaySettings(BaseModel):
     @field_validator("policies")
     @classmethod
     def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [p for p in value if p not in POLICIES]
-        if unknown:
-            raise ValueError(f"unknown polic{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
-                             f"choose from {', '.join(POLICIES)}")
-        if not value:
-            raise ValueError(f"name at least one policy of {', '.join(POLICIES)}")
-        return tuple(dict.fromkeys(value))
+        return known_names(value, POLICIES, "policy", "policies")
 
     @field_validator("tokens")
     @classmethod
