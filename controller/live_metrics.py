@@ -16,21 +16,36 @@ empty means; we say: unknown).
 from __future__ import annotations
 
 import math
-import re
 from typing import Any, Mapping, Sequence
 
 import httpx
 
 from controller.errors import MetricsUnavailable
 
+# RE2's metacharacters: the only characters a regex literal escapes. The regex then goes inside a
+# PromQL double-quoted string, where Go's escapes apply and a regex backslash must be written twice.
+# Writing re.escape's output into the string unescaped turned every Deployment pod name
+# (`vllm-7d9c5b6f4-x2x7q` -> `vllm\-7d9c...`) into an unknown string escape: HTTP 400 from Prometheus.
+_RE2_META = frozenset("\\.+*?()|[]{}^$")
+
+
+def regex_literal(value: str) -> str:
+    """`value` as an RE2 regex that matches exactly it (Prometheus label regexes are fully anchored)."""
+    return "".join("\\" + c if c in _RE2_META else c for c in value)
+
 
 def name_matcher(name: str) -> str:
     """A `__name__` regex matching both spellings of a vLLM metric: `vllm:x` and `vllm_x`."""
-    return re.escape(name).replace(":", "[:_]").replace("\\:", "[:_]")
+    return regex_literal(name).replace(":", "[:_]")
 
 
 def _label_value(value: str) -> str:
+    """`value` inside a PromQL double-quoted string (Go escapes: a backslash is written twice)."""
     return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _regex_matcher(label: str, op: str, regex: str) -> str:
+    return f'{label}{op}"{_label_value(regex)}"'
 
 
 def selector_matchers(selector: Any) -> list[str]:
@@ -46,8 +61,8 @@ def selector_matchers(selector: Any) -> list[str]:
                        for e in selector.get("matchExpressions") or []]
     out = [f'{k}="{_label_value(v)}"' for k, v in sorted(labels.items())]
     for key, operator, values in expressions:
-        alternatives = "|".join(re.escape(v) for v in values)
-        out.append({"In": f'{key}=~"{alternatives}"', "NotIn": f'{key}!~"{alternatives}"',
+        alternatives = "|".join(regex_literal(v) for v in values)
+        out.append({"In": _regex_matcher(key, "=~", alternatives), "NotIn": _regex_matcher(key, "!~", alternatives),
                     "Exists": f'{key}!=""', "DoesNotExist": f'{key}=""'}[operator])
     return out
 
@@ -95,7 +110,7 @@ class PrometheusLiveMetrics:
         return out
 
     def pod_values(self, metric_name: str, namespace: str, selector: Any = None) -> dict[str, float]:
-        matchers = [f'__name__=~"{name_matcher(metric_name)}"']
+        matchers = [_regex_matcher("__name__", "=~", name_matcher(metric_name))]
         if self.namespace_label:
             matchers.append(f'{self.namespace_label}="{_label_value(namespace)}"')
         matchers += selector_matchers(selector)
@@ -103,7 +118,7 @@ class PrometheusLiveMetrics:
         return {labels[self.pod_label]: value for labels, value in self.query(promql) if self.pod_label in labels}
 
     def external_value(self, metric_name: str, namespace: str, selector: Any = None) -> float | None:
-        matchers = [f'__name__=~"{name_matcher(metric_name)}"'] + selector_matchers(selector)
+        matchers = [_regex_matcher("__name__", "=~", name_matcher(metric_name))] + selector_matchers(selector)
         result = self.query(f"sum({{{', '.join(matchers)}}})")
         return result[0][1] if result else None
 
@@ -123,8 +138,8 @@ SIGNAL_COUNTERS = {
 
 
 def default_signal_query(signal: str, namespace: str, pods: Sequence[str], window_seconds: int) -> str:
-    counter = name_matcher(SIGNAL_COUNTERS[signal])
-    pod_regex = "|".join(re.escape(p) for p in sorted(pods)) or "^$"
+    counter = _regex_matcher("__name__", "=~", name_matcher(SIGNAL_COUNTERS[signal]))
+    pod_regex = "|".join(regex_literal(p) for p in sorted(pods)) or "^$"
     window = max(int(window_seconds), 60)
-    return (f'sum(rate({{__name__=~"{counter}", namespace="{_label_value(namespace)}", '
-            f'pod=~"{pod_regex}"}}[{window}s]))')
+    return (f'sum(rate({{{counter}, namespace="{_label_value(namespace)}", '
+            f'{_regex_matcher("pod", "=~", pod_regex)}}}[{window}s]))')

@@ -272,17 +272,23 @@ def vllm_exporter():
         exporter.stop()
 
 
+# Named as a Deployment names its pods: hyphens and a ReplicaSet hash, which a PromQL regex must survive.
+SCRAPED_PODS = ("m-small-7d9c5b6f4-x2x7q", "m-small-7d9c5b6f4-k8p2d")
+
+
 @pytest.fixture(scope="session")
 def prometheus_scraping(vllm_exporter: VllmExporter, tmp_path_factory: pytest.TempPathFactory):
-    """A Prometheus scraping pods "pod-0" and "pod-1" of `vllm_exporter` every second (label `pod`)."""
+    """A Prometheus scraping the pods in SCRAPED_PODS of `vllm_exporter` every second (labels `pod` and
+    `namespace: llm`)."""
     _require_binaries()
     workdir = tmp_path_factory.mktemp("prometheus-live")
-    for pod in ("pod-0", "pod-1"):
+    for pod in SCRAPED_PODS:
         vllm_exporter.set(pod)
     jobs = "".join(
         f"  - job_name: vllm-{pod}\n    metrics_path: /{pod}/metrics\n    scrape_interval: 1s\n"
-        f"    static_configs:\n      - targets: ['{vllm_exporter.address}']\n        labels: {{pod: {pod}}}\n"
-        for pod in ("pod-0", "pod-1")
+        f"    static_configs:\n      - targets: ['{vllm_exporter.address}']\n"
+        f"        labels: {{pod: {pod}, namespace: llm}}\n"
+        for pod in SCRAPED_PODS
     )
     server = start_prometheus(workdir / "data", workdir, scrape_configs=jobs)
     try:

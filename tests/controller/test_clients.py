@@ -6,10 +6,18 @@ from datetime import datetime, timezone
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from controller.errors import ForecastUnavailable, MetricsUnavailable
 from controller.forecast_client import HttpForecastClient
-from controller.live_metrics import PrometheusLiveMetrics, default_signal_query, name_matcher, selector_matchers
+from controller.live_metrics import (
+    PrometheusLiveMetrics,
+    default_signal_query,
+    name_matcher,
+    regex_literal,
+    selector_matchers,
+)
 from controller.reconcile import parse_equality_selector, pod_condition
 from forecaster.contract import WorkloadForecast
 
@@ -82,7 +90,8 @@ def test_prometheus_unreachable() -> None:
 
 def test_default_signal_query() -> None:
     q = default_signal_query("output_tokens", "llm", ["b-1", "a.0"], 30)
-    assert q == 'sum(rate({__name__=~"vllm[:_]generation_tokens_total", namespace="llm", pod=~"a\\.0|b\\-1"}[60s]))'
+    # The regex is a\.0|b-1 (RE2 needs no escape for "-"); in a PromQL string its backslash is doubled.
+    assert q == 'sum(rate({__name__=~"vllm[:_]generation_tokens_total", namespace="llm", pod=~"a\\\\.0|b-1"}[60s]))'
 
 
 def _forecast_json(workload="chat") -> bytes:
@@ -168,3 +177,15 @@ def test_an_unreachable_api_server_is_kube_unavailable() -> None:
     with pytest.raises(KubeUnavailable) as err:
         kube.get_scale("default", TargetRef("apps/v1", "Deployment", "vllm"))
     assert err.value.status == 0 and "/deployments/vllm/scale" in str(err.value)
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30),
+       st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=30))
+def test_regex_literal_matches_exactly_its_value(value: str, other: str) -> None:
+    import re
+
+    pattern = re.compile(regex_literal(value), re.DOTALL)
+    assert pattern.fullmatch(value)
+    assert bool(pattern.fullmatch(other)) == (other == value)
+    # Only RE2's metacharacters are escaped: a backslash never precedes a letter, digit, "-" or ":".
+    assert not re.search(r"\\[A-Za-z0-9:\-_ ]", regex_literal(value).replace("\\\\", ""))

@@ -21,7 +21,7 @@ from forecaster.prometheus.errors import (
 )
 from forecaster.prometheus.loader import frame_from_prometheus, load_history
 from forecaster.series import to_rate
-from tests.promfixture import BASIC_AUTH_PASSWORD, BASIC_AUTH_USER, free_port
+from tests.promfixture import BASIC_AUTH_PASSWORD, BASIC_AUTH_USER, SCRAPED_PODS, free_port
 
 SIGNALS = ["requests", "prompt_tokens", "output_tokens"]
 
@@ -237,8 +237,9 @@ def test_basic_auth_missing_credentials_is_an_auth_error(prometheus_basic_auth):
 
 
 def test_live_exporter_is_scraped(vllm_exporter, prometheus_scraping):
-    vllm_exporter.set("pod-0", num_requests_running=3, num_requests_waiting=1)
-    vllm_exporter.set("pod-1", num_requests_running=5)
+    first, second = SCRAPED_PODS
+    vllm_exporter.set(first, num_requests_running=3, num_requests_waiting=1)
+    vllm_exporter.set(second, num_requests_running=5)
     client = PrometheusClient(PrometheusConfig(url=prometheus_scraping.url))
     deadline = time.monotonic() + 15
     value = None
