@@ -167,7 +167,10 @@ def _pod_metric_replicas(
         return _ceil(ratio * counted), ratio
 
     n = counted
-    if missing:
+    # Upstream fills missing pods in only below or above a ratio of exactly 1 (replica_calculator.go,
+    # GetResourceReplicas and calcPlainMetricReplicas): at exactly 1 they are not counted, so the
+    # re-check lands inside the tolerance and nothing changes.
+    if missing and ratio != 1.0:
         n += len(missing)
         if ratio < 1.0:
             # On a scale-down a pod without a sample counts as exactly at target (Utilization: at

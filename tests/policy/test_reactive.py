@@ -53,6 +53,9 @@ PODS_CASES = [
     pytest.param(reactive(4, [30.0, 30.0, None, None]), 6, id="missing-up-counts-zero"),
     pytest.param(reactive(4, [2.0, 2.0, 2.0, None]), 2, id="missing-down-counts-at-target"),
     pytest.param(reactive(4, [11.5, 11.5, 11.5, None]), 4, id="missing-up-flips-direction-keeps-current"),
+    # kubernetes TestPlainMetricReplicaCalcMissingMetricsNoChangeEq: at a ratio of exactly 1 the missing
+    # pods are not counted at all (upstream fills them in only below or above 1): no change.
+    pytest.param(reactive(5, [10.0, 9.5, 10.5, None, None]), 5, id="missing-at-ratio-exactly-1-no-change"),
     # unready pods: 0 on a scale-up, left out otherwise
     pytest.param(reactive(6, [20.0] * 4, pods=pods_with(4, unready=2)), 8, id="unready-up-counts-zero"),
     pytest.param(reactive(6, [5.0] * 4, pods=pods_with(4, unready=2)), 2, id="unready-left-out-on-scale-down"),
@@ -84,6 +87,9 @@ SINGLE_METRIC_CASES = [
                  id="utilization-truncated-to-integer-percent"),
     pytest.param(cpu_metric(50), reactive(4, observations=[cpu_obs([0.1, 0.1, 0.1, None])]), 3,
                  id="utilization-missing-down-at-100-percent-of-request"),
+    # kubernetes TestReplicaCalcMissingMetricsNoChangeEq: one of two pods reports exactly its request.
+    pytest.param(cpu_metric(100), reactive(2, observations=[cpu_obs([1.0, None])]), 2,
+                 id="utilization-missing-at-ratio-exactly-1-no-change"),
     pytest.param(external_metric("Value", 10), reactive(4, observations=[external_obs(25)]), 10,
                  id="external-value-ratio-times-ready-pods"),
     pytest.param(external_metric("Value", 10), reactive(4, observations=[external_obs(10.5)]), 4,
