@@ -12,6 +12,7 @@ recommendation (here: the merge of reactive and predictive) goes through behavio
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -144,6 +145,10 @@ def decide(
                                    forecast=(False, Reason.MODE_OFF, "mode is Off")),
         ), state
 
+    if not state.recommendations:
+        # horizontal.go recordInitialRecommendation: an autoscaler with no history yet starts it with
+        # the current count, so its first sync cannot scale down past the stabilization window.
+        state = dataclasses.replace(state, recommendations=(Recommendation(t, current),))
     pred = predictive_stage.recommend(spec, predictive_inputs, state.pending_forecasts, state.outcomes, t)
     lo, hi = spec.min_replicas, spec.max_replicas
 
@@ -172,9 +177,18 @@ def decide(
     merged = merge(current, reactive, pred.stage)
     recommended = merged.replicas if merged.replicas is not None else current
 
-    after, b_reason, b_message, stabilized = behavior_stage.apply(
-        spec, current, recommended, state.recommendations, state.scale_events, t)
-    recs = behavior_stage.record_recommendation(spec, state.recommendations, recommended, t, MAX_RECOMMENDATIONS)
+    # computeReplicasForMetrics fails (-1) when no metric is valid, or when one is invalid and the valid
+    # ones want fewer: horizontal.go then returns before normalizeDesiredReplicas, so nothing is
+    # recorded and no window applies. Only prescaler's forecast may still scale up (our addition).
+    metrics_failed = reactive.replicas is None or reactive.reason == Reason.INVALID_METRICS_HOLD
+    if metrics_failed and merged.reason != Reason.SCALE_UP_PREDICTIVE:
+        after, b_reason, b_message, stabilized = current, "", "", current
+        recs = state.recommendations
+    else:
+        after, b_reason, b_message, stabilized = behavior_stage.apply(
+            spec, current, recommended, state.recommendations, state.scale_events, t)
+        recs = behavior_stage.record_recommendation(spec, state.recommendations, recommended, t,
+                                                    MAX_RECOMMENDATIONS)
     if b_reason or after != merged.replicas:
         after_behavior = StageResult(after, b_reason or merged.reason, b_message or merged.message)
     else:
@@ -207,7 +221,7 @@ def decide(
     else:
         reason, message = Reason.NO_CHANGE, merged.message
 
-    if reactive.replicas is None:
+    if metrics_failed:
         active = ("False", "FailedGetMetrics", reactive.message)
     else:
         active = ("True", "ValidMetricFound", reactive.message)

@@ -25,6 +25,7 @@ from tests.policy.builders import (
     flat_forecast,
     forecast_spec,
     make_spec,
+    pod_values,
     pods_metric,
     predictive,
     predictive_spec,
@@ -67,7 +68,8 @@ def test_scale_up_predictive_end_to_end() -> None:
     assert (decision.desired_replicas, decision.reason, decision.act) == (8, Reason.SCALE_UP_LIMITED, True)
     assert decision.reactive.replicas == 4 and decision.predictive.replicas == 12 and decision.merged.replicas == 12
     assert decision.behavior.replicas == 8 and decision.scaling_limited
-    assert [(r.replicas) for r in state.recommendations] == [12]
+    # The first sync starts the history with the current count (recordInitialRecommendation), then its own.
+    assert [(r.replicas) for r in state.recommendations] == [4, 12]
     assert [(e.change) for e in state.scale_events] == [4]
     assert {c.type: c.status for c in decision.conditions} == {
         "AbleToScale": "True", "ScalingActive": "True", "ScalingLimited": "True", "ForecastHealthy": "True"}
@@ -93,7 +95,7 @@ def test_modes(mode, act, desired) -> None:
     if mode == "Off":
         assert state is state0 and decision.reason == Reason.MODE_OFF
     if mode == "Advisory":
-        assert state.scale_events == () and len(state.recommendations) == 1
+        assert state.scale_events == () and [r.replicas for r in state.recommendations] == [4, 8]
 
 
 @pytest.mark.parametrize(
@@ -109,15 +111,31 @@ def test_modes(mode, act, desired) -> None:
 )
 def test_bounds(current, per_pod, expected, reason, limited) -> None:
     spec = make_spec([pods_metric(average_value=10)], minReplicas=2, maxReplicas=30)
-    decision, _ = decide(spec, reactive(current, [per_pod] * current), None, PolicyState(), NOW)
+    decision, _ = decide(spec, reactive(current, [per_pod] * current), None, settled(current), NOW)
     assert (decision.desired_replicas, decision.reason, decision.scaling_limited) == (expected, reason, limited), \
         decision.message
+
+
+def settled(current: int) -> PolicyState:
+    """An autoscaler that has run for an hour at `current`: no stabilization window still sees it."""
+    return PolicyState(recommendations=(Recommendation(NOW.timestamp() - 3600, current),))
+
+
+def test_first_sync_scale_down_is_stabilized_at_the_current_count() -> None:
+    """kubernetes TestScaleDownStabilizeInitialSize: a new autoscaler's history starts with the current
+    count (recordInitialRecommendation), so its first sync holds 5 where the metrics want 3."""
+    spec = make_spec([pods_metric(average_value=10)], minReplicas=2, maxReplicas=6)
+    decision, state = decide(spec, reactive(5, [6.0] * 5), None, PolicyState(), NOW)
+    assert (decision.desired_replicas, decision.reason) == (5, Reason.SCALE_DOWN_STABILIZED)
+    assert [(r.at, r.replicas) for r in state.recommendations] == [(NOW.timestamp(), 5), (NOW.timestamp(), 3)]
+    later, _ = decide(spec, reactive(5, [6.0] * 5), None, state, NOW + timedelta(seconds=301))
+    assert (later.desired_replicas, later.reason) == (3, Reason.SCALE_DOWN)
 
 
 def test_scale_down_waits_for_stabilization_window_and_forecast() -> None:
     """Load drops: the forecast holds replicas, then the 5-minute window, then down to what both agree."""
     spec = predictive_spec([pods_metric(average_value=10)], minReplicas=1, maxReplicas=30)
-    state = PolicyState()
+    state = settled(10)
     current = 10
     history = []
     for minute in range(12):
@@ -129,7 +147,7 @@ def test_scale_down_waits_for_stabilization_window_and_forecast() -> None:
                                  predictive({"requests": flat_forecast(level, generated_at=now)}), state, now)
         history.append((minute, decision.desired_replicas, decision.reason))
         current = decision.desired_replicas
-    # Minute 0: no history, so down to what both agree on: the forecast's 6 (the metrics want 2).
+    # Minute 0: no recent history, so down to what both agree on: the forecast's 6 (the metrics want 2).
     assert history[0][1:] == (6, Reason.SCALE_DOWN)
     assert [r for _, _, r in history[1:3]] == [Reason.PREDICTIVE_HOLDS] * 2
     # 6 was recommended until minute 2: the 5-minute window holds it through minute 7.
@@ -271,3 +289,29 @@ def test_a_decision_does_not_depend_on_the_calls_before_it() -> None:
     after_other = decide(spec, *call)
     assert first == again == after_other
     assert first[0].to_dict() == after_other[0].to_dict()
+
+
+def test_a_failed_metrics_sync_records_nothing() -> None:
+    """horizontal.go returns before normalizeDesiredReplicas when computeReplicasForMetrics fails: the
+    sync is not a recommendation, so it cannot hold a later scale-down in the window."""
+    spec = make_spec([pods_metric(average_value=10)], minReplicas=1, maxReplicas=30)
+    start = settled(8)
+    down = MetricObservation.unavailable("adapter down")
+    failed, state = decide(spec, reactive(8, observations=[down]), None, start, NOW)
+    assert (failed.desired_replicas, failed.act) == (8, False)
+    assert state.recommendations == start.recommendations
+    assert {c.type: (c.status, c.reason) for c in failed.conditions}["ScalingActive"] == ("False", "FailedGetMetrics")
+    recovered, _ = decide(spec, reactive(8, [2.0] * 8), None, state, NOW + timedelta(seconds=15))
+    assert (recovered.desired_replicas, recovered.reason) == (2, Reason.SCALE_DOWN)
+
+
+def test_one_invalid_metric_and_the_rest_wanting_fewer_is_not_scaling_active() -> None:
+    """computeReplicasForMetrics: invalid metrics and a lower proposal set ScalingActive False (upstream
+    TestScaleDownOneMetricInvalid keeps the replicas)."""
+    spec = make_spec([pods_metric("a", 10), external_metric("Value", 10)], minReplicas=1, maxReplicas=30)
+    inputs = reactive(4, observations=[MetricObservation(pod_values=pod_values([5.0] * 4)),
+                                       MetricObservation.unavailable("adapter down")])
+    decision, state = decide(spec, inputs, None, settled(4), NOW)
+    assert (decision.desired_replicas, decision.reason) == (4, Reason.INVALID_METRICS_HOLD)
+    assert {c.type: c.status for c in decision.conditions}["ScalingActive"] == "False"
+    assert state.recommendations == settled(4).recommendations
