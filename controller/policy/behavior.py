@@ -214,11 +214,33 @@ def apply(spec: PredictiveAutoscalerSpec, current: int, desired: int, recs: tupl
 
 def record_scale_event(spec: PredictiveAutoscalerSpec, events: tuple[ScaleEvent, ...], previous: int, new: int,
                        now: float, cap: int) -> tuple[ScaleEvent, ...]:
-    """storeScaleEvent: the events with this change appended and those older than every period dropped."""
-    cutoff = now - longest_period(spec)
-    kept = [e for e in events if e.at > cutoff]
-    if new != previous:
-        kept.append(ScaleEvent(now, new - previous))
+    """storeScaleEvent: the new change reuses the slot of an outdated event of its direction, or is appended.
+
+    horizontal.go keeps one list per direction and never deletes: an event older than the longest
+    policy period *of its own direction* is marked outdated, and the next event of that direction
+    overwrites the last outdated slot. The overwritten event is gone even where the other
+    direction's longer period would still have counted it (a 600 s scale-down policy after two
+    scale-ups 60 s apart sees one of them, not two), so dropping by age instead would limit
+    differently. One tuple holds both lists: each direction's events keep their slot order.
+    Without a behavior nothing is stored (upstream does not use the events then).
+    """
+    b = spec.behavior
+    if b is None or new == previous:
+        return events
+    up = new > previous
+    rules = b.up if up else b.down
+    cutoff = now - max((p.period_seconds for p in rules.policies or ()), default=0)
+    slot = -1
+    for i, e in enumerate(events):
+        if (e.change > 0) == up and e.at < cutoff:  # markScaleEventsOutdated: timestamp.Before(cutoff)
+            slot = i
+    event = ScaleEvent(now, new - previous)
+    kept = events + (event,) if slot < 0 else events[:slot] + (event,) + events[slot + 1:]
     if len(kept) > cap:
-        kept = kept[-cap:]
-    return tuple(kept)
+        # The status must stay bounded: past the cap, drop what no period can count any more, then
+        # the oldest (a divergence only with more than `cap` changes inside one policy period).
+        horizon = now - longest_period(spec)
+        kept = tuple(e for e in kept if e.at > horizon) or (event,)
+        if len(kept) > cap:
+            kept = tuple(sorted(kept, key=lambda e: e.at)[-cap:])
+    return kept

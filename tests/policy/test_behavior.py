@@ -126,8 +126,40 @@ def test_recommendation_history_keeps_only_what_windows_see() -> None:
     assert [r.replicas for r in stage.record_recommendation(spec, kept, 5, T, cap=2)] == [4, 5]
 
 
-def test_scale_events_keep_only_longest_period() -> None:
-    spec = make_spec(behavior=up(("Pods", 4, 60), ("Pods", 1, 120)))  # longest: 120
-    kept = stage.record_scale_event(spec, events((200, 1), (100, 2)), 5, 7, T, cap=256)
-    assert [(T - e.at, e.change) for e in kept] == [(100, 2), (0, 2)]
+@pytest.mark.parametrize(
+    ("stored", "previous", "new", "expected"),
+    [
+        # Up policies' longest period 120 s: the up event 200 s old is outdated, its slot is reused.
+        pytest.param([(200, 1), (100, 2)], 5, 7, [(0, 2), (100, 2)], id="reuses-the-outdated-up-slot"),
+        # Two outdated up events: upstream overwrites the last outdated one in slot order.
+        pytest.param([(300, 1), (200, 3)], 5, 7, [(300, 1), (0, 2)], id="reuses-the-last-outdated-slot"),
+        # No outdated event of this direction: appended; the old down event is not this direction's.
+        pytest.param([(500, -2), (30, 1)], 5, 6, [(500, -2), (30, 1), (0, 1)], id="appends-when-none-outdated"),
+        # A scale-down looks at the down policies' period (default: 100 % per 15 s).
+        pytest.param([(500, 3), (20, -1)], 5, 4, [(500, 3), (0, -1)], id="down-reuses-its-own-direction"),
+    ],
+)
+def test_scale_events_reuse_outdated_slots_as_upstream(stored, previous, new, expected) -> None:
+    """storeScaleEvent + markScaleEventsOutdated: outdated means older than the longest policy period of
+    the event's own direction; the new event takes the last outdated slot, else it is appended."""
+    spec = make_spec(behavior=up(("Pods", 4, 60), ("Pods", 1, 120)))  # up: longest 120 s
+    kept = stage.record_scale_event(spec, events(*stored), previous, new, T, cap=256)
+    assert [(T - e.at, e.change) for e in kept] == expected
     assert stage.record_scale_event(spec, kept, 5, 5, T, cap=256) == kept  # no change, no event
+
+
+def test_an_overwritten_scale_up_no_longer_limits_a_long_scale_down_policy() -> None:
+    """The issue's case: scale-ups 60 s apart with the default scale-up policies (15 s periods) and a
+    600 s scale-down policy. Upstream's second scale-up overwrites the first, so the scale-down limit
+    counts one of them; keeping both would start the period lower and allow a deeper scale-down."""
+    spec = make_spec(behavior={"scaleDown": {"stabilizationWindowSeconds": 0,
+                                             "policies": [{"type": "Percent", "value": 50, "periodSeconds": 600}]}})
+    history = stage.record_scale_event(spec, (), 4, 8, T - 120, cap=256)
+    history = stage.record_scale_event(spec, history, 8, 16, T - 60, cap=256)
+    assert [e.change for e in history] == [8], "the first scale-up's slot was reused"
+    # current 16, one +8 counted in the last 600 s: the period started at 8, 50 % of it is 4.
+    assert stage.scale_down_limit(16, history, spec.behavior.down, T) == 4
+
+
+def test_no_behavior_stores_no_scale_events() -> None:
+    assert stage.record_scale_event(make_spec(), (), 4, 8, T, cap=256) == ()

@@ -70,7 +70,7 @@ def test_scale_up_predictive_end_to_end() -> None:
     assert decision.behavior.replicas == 8 and decision.scaling_limited
     # The first sync starts the history with the current count (recordInitialRecommendation), then its own.
     assert [(r.replicas) for r in state.recommendations] == [4, 12]
-    assert [(e.change) for e in state.scale_events] == [4]
+    assert state.scale_events == (), "no behavior: upstream stores no scale events (storeScaleEvent)"
     assert {c.type: c.status for c in decision.conditions} == {
         "AbleToScale": "True", "ScalingActive": "True", "ScalingLimited": "True", "ForecastHealthy": "True"}
 
@@ -177,7 +177,8 @@ def test_no_metrics_no_forecast_holds() -> None:
 
 
 def test_failed_patch_can_be_forgotten() -> None:
-    decision, state = decide(SPEC, reactive(4, [20.0] * 4), None, PolicyState(), NOW)
+    spec = SPEC.model_copy(update={"behavior": make_spec(behavior={"scaleUp": {}}).behavior})
+    decision, state = decide(spec, reactive(4, [20.0] * 4), None, PolicyState(), NOW)
     assert decision.act and len(state.scale_events) == 1
     assert state.without_scale_event_at(NOW).scale_events == ()
 
