@@ -4,6 +4,7 @@ connection settings and the errors of this boundary. See loader.py for what the 
 from forecaster.prometheus.config import PrometheusConfig
 from forecaster.prometheus.errors import (
     PrometheusAuthError,
+    PrometheusDeadlineExceeded,
     PrometheusEmptyResult,
     PrometheusError,
     PrometheusQueryError,
@@ -13,6 +14,7 @@ from forecaster.prometheus.errors import (
 __all__ = [
     "PrometheusConfig",
     "PrometheusError",
+    "PrometheusDeadlineExceeded",
     "PrometheusUnreachable",
     "PrometheusAuthError",
     "PrometheusQueryError",

@@ -34,7 +34,11 @@ class PrometheusConfig(BaseModel):
     password_env: str | None = None
     ca_bundle: Path | None = Field(None, description="PEM file of CAs to trust for https")
     verify_tls: bool = True
-    timeout_s: float = Field(30.0, gt=0)
+    timeout_s: float = Field(30.0, gt=0, description="socket timeout: connecting, and each read")
+    deadline_s: float = Field(
+        120.0, gt=0, le=3600,
+        description="total time one call may take, retries and a slow body included: a socket timeout "
+                    "alone never ends a server that sends one byte a second")
     retries: int = Field(3, ge=0, le=20, description="retries after the first try, for unreachable/5xx")
     backoff_initial_s: float = Field(0.5, ge=0)
     backoff_max_s: float = Field(10.0, ge=0)

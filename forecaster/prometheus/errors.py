@@ -1,6 +1,7 @@
 """Errors of the Prometheus boundary, each mapped to what a caller can do about it.
 
 - PrometheusUnreachable: connection refused, DNS, timeout or a 5xx; retried with backoff, then raised.
+  PrometheusDeadlineExceeded, one of them: the call's total deadline passed (a hung or trickling server).
 - PrometheusAuthError: 401/403; never retried (a wrong password does not get better).
 - PrometheusQueryError: Prometheus refused the PromQL (400/422); carries Prometheus's own error text.
 - PrometheusEmptyResult: the query ran but matched no series; names the query.
@@ -17,6 +18,15 @@ class PrometheusError(ForecasterError):
 
 class PrometheusUnreachable(PrometheusError):
     """Prometheus could not be reached (or answered 5xx) after the configured retries."""
+
+
+class PrometheusDeadlineExceeded(PrometheusUnreachable):
+    """One call (with its retries) did not complete within `deadline_s`; never retried past it."""
+
+    def __init__(self, url: str, query: str, deadline_s: float):
+        self.url, self.query, self.deadline_s = url, query, deadline_s
+        super().__init__(f"Prometheus at {url} gave no complete answer to {query!r} within the "
+                         f"{deadline_s:g} s deadline (prometheus.deadline_s)")
 
 
 class PrometheusAuthError(PrometheusError):
