@@ -15,8 +15,10 @@ empty means; we say: unknown).
 
 from __future__ import annotations
 
+import json
 import math
-from typing import Any, Mapping, Sequence
+import time
+from typing import Any, Callable, Mapping, Sequence
 
 import httpx
 
@@ -72,24 +74,39 @@ class PrometheusLiveMetrics:
 
     def __init__(self, url: str, *, timeout: float = 2.0, pod_label: str = "pod",
                  namespace_label: str | None = "namespace", transport: httpx.BaseTransport | None = None,
-                 headers: Mapping[str, str] | None = None):
+                 headers: Mapping[str, str] | None = None, deadline: float | None = None,
+                 monotonic: Callable[[], float] = time.monotonic):
         """namespace_label: the label holding the pod's namespace (kubernetes_sd relabelling writes
-        `namespace`); None where the scrape has no such label (one namespace per Prometheus)."""
+        `namespace`); None where the scrape has no such label (one namespace per Prometheus).
+        deadline: seconds one query may take in all (default 2 x timeout): httpx's timeout bounds
+        each read, and a server trickling its answer would otherwise stall the sync loop."""
         self._http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, transport=transport,
                                   headers=dict(headers or {}))
         self.pod_label, self.namespace_label = pod_label, namespace_label
+        self.url = url.rstrip("/")
+        self._deadline = deadline if deadline is not None else 2 * timeout
+        self._monotonic = monotonic
 
     def close(self) -> None:
         self._http.close()
 
     def query(self, promql: str) -> list[tuple[dict[str, str], float]]:
         """(labels, value) per series of an instant vector; NaN and Inf samples are left out."""
+        end = self._monotonic() + self._deadline
         try:
-            response = self._http.get("/api/v1/query", params={"query": promql})
+            with self._http.stream("GET", "/api/v1/query", params={"query": promql}) as response:
+                chunks = []
+                for chunk in response.iter_bytes():  # about one socket read each: the deadline is checked
+                    chunks.append(chunk)
+                    if self._monotonic() > end:
+                        raise MetricsUnavailable(
+                            f"Prometheus at {self.url}: no complete answer to {promql!r} within the "
+                            f"{self._deadline:g} s deadline")
+                body = b"".join(chunks)
         except httpx.HTTPError as exc:
             raise MetricsUnavailable(f"Prometheus query {promql!r}: {type(exc).__name__}: {exc}") from exc
         try:
-            payload = response.json()
+            payload = json.loads(body)
         except ValueError:
             raise MetricsUnavailable(
                 f"Prometheus query {promql!r}: HTTP {response.status_code}, body is not JSON") from None

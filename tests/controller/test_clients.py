@@ -20,6 +20,7 @@ from controller.live_metrics import (
 )
 from controller.reconcile import parse_equality_selector, pod_condition
 from forecaster.contract import WorkloadForecast
+from tests.misbehaving import MisbehavingServer, hang, trickle
 
 from .fakes import flat_then_peak
 
@@ -189,3 +190,19 @@ def test_regex_literal_matches_exactly_its_value(value: str, other: str) -> None
     assert bool(pattern.fullmatch(other)) == (other == value)
     # Only RE2's metacharacters are escaped: a backslash never precedes a letter, digit, "-" or ":".
     assert not re.search(r"\\[A-Za-z0-9:\-_ ]", regex_literal(value).replace("\\\\", ""))
+
+
+@pytest.mark.parametrize("behave", [pytest.param(hang, id="never-answers"), pytest.param(trickle, id="trickles")])
+def test_a_live_query_ends_by_its_deadline(behave) -> None:
+    """The sync loop waits on these queries: a trickling Prometheus must not stall it (issue 18)."""
+    import time
+
+    server = MisbehavingServer(behave)
+    try:
+        live = PrometheusLiveMetrics(server.url, timeout=1.0, deadline=1.5)
+        start = time.monotonic()
+        with pytest.raises(MetricsUnavailable, match="Timeout|deadline"):
+            live.pod_values("vllm:num_requests_running", "llm")
+        assert time.monotonic() - start < 4.0
+    finally:
+        server.close()

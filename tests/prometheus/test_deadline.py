@@ -1,7 +1,6 @@
 """Every Prometheus call ends by its total deadline, however the server misbehaves (issue 18, item 3).
 
-The servers here are real sockets on loopback: one that accepts and never answers, one that sends
-its answer a byte at a time, one that fails with 503 before answering. Times are real (this is what
+The servers are real sockets on loopback (tests/misbehaving.py). Times are real (this is what
 the deadline is about); the margins are several times the deadline's size, so a loaded machine
 does not make them flaky, and the old behaviour (4 tries x the socket timeout, or forever) is far
 outside them.
@@ -9,11 +8,8 @@ outside them.
 
 from __future__ import annotations
 
-import json
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -21,72 +17,12 @@ import requests
 from forecaster.prometheus.client import PrometheusClient
 from forecaster.prometheus.config import PrometheusConfig
 from forecaster.prometheus.errors import PrometheusDeadlineExceeded, PrometheusUnreachable
-
-ANSWER = json.dumps({"status": "success", "data": {"resultType": "vector", "result": [
-    {"metric": {"__name__": "up"}, "value": [0, "1"]}]}}).encode()
-
-
-class _Server:
-    """A TCP server on loopback whose every connection is handled by `behave(conn, attempt)`."""
-
-    def __init__(self, behave: Callable[[socket.socket, int], None]):
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(16)
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-        self._behave, self._stop, self.attempts = behave, threading.Event(), 0
-        self._open: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            self.attempts += 1
-            self._open.append(conn)
-            threading.Thread(target=self._handle, args=(conn, self.attempts), daemon=True).start()
-
-    def _handle(self, conn: socket.socket, attempt: int) -> None:
-        try:
-            conn.recv(65536)  # the request
-            self._behave(conn, attempt)
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self._sock.close()
-        for conn in self._open:
-            conn.close()
-
-
-def _hang(conn: socket.socket, attempt: int) -> None:
-    time.sleep(60)  # accepted, never answered
-
-
-def _trickle(conn: socket.socket, attempt: int) -> None:
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: %d\r\n\r\n" % len(ANSWER))
-    for byte in ANSWER:
-        conn.sendall(bytes([byte]))
-        time.sleep(0.25)  # well inside any socket timeout: only a total deadline ends it
-
-
-def _fail_twice(conn: socket.socket, attempt: int) -> None:
-    if attempt <= 2:
-        body = b'{"status":"error","error":"overloaded"}'
-        conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-    else:
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: %d\r\n\r\n%s" % (len(ANSWER), ANSWER))
-    conn.close()
+from tests.misbehaving import MisbehavingServer, fail_twice, hang, trickle
 
 
 @pytest.fixture
-def server(request) -> Iterator[_Server]:
-    s = _Server(request.param)
+def server(request) -> Iterator[MisbehavingServer]:
+    s = MisbehavingServer(request.param)
     try:
         yield s
     finally:
@@ -96,9 +32,9 @@ def server(request) -> Iterator[_Server]:
 DEADLINE = 1.5
 
 
-@pytest.mark.parametrize("server", [pytest.param(_hang, id="never-answers"),
-                                    pytest.param(_trickle, id="one-byte-at-a-time")], indirect=True)
-def test_a_misbehaving_server_costs_at_most_the_deadline(server: _Server) -> None:
+@pytest.mark.parametrize("server", [pytest.param(hang, id="never-answers"),
+                                    pytest.param(trickle, id="one-byte-at-a-time")], indirect=True)
+def test_a_misbehaving_server_costs_at_most_the_deadline(server: MisbehavingServer) -> None:
     config = PrometheusConfig(url=server.url, timeout_s=10, deadline_s=DEADLINE, retries=3, backoff_initial_s=0)
     client = PrometheusClient(config)
     start = time.monotonic()
@@ -113,8 +49,8 @@ def test_a_misbehaving_server_costs_at_most_the_deadline(server: _Server) -> Non
     assert server.attempts == 1, "the deadline is the call's: it is not retried past"
 
 
-@pytest.mark.parametrize("server", [pytest.param(_fail_twice, id="503-twice-then-ok")], indirect=True)
-def test_retries_still_happen_inside_the_deadline(server: _Server) -> None:
+@pytest.mark.parametrize("server", [pytest.param(fail_twice, id="503-twice-then-ok")], indirect=True)
+def test_retries_still_happen_inside_the_deadline(server: MisbehavingServer) -> None:
     config = PrometheusConfig(url=server.url, timeout_s=5, deadline_s=10, retries=3, backoff_initial_s=0)
     result = PrometheusClient(config).query("up", 0)
     assert result == [{"metric": {"__name__": "up"}, "value": [0, "1"]}]
