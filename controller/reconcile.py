@@ -432,6 +432,11 @@ class Reconciler:
         before, after = old.get("OwnedByAnotherAutoscaler"), new.get("OwnedByAnotherAutoscaler")
         if after is not None and after.status == "True" and (before is None or before.status != "True"):
             self._event(ctx, "AnotherAutoscaler", after.message, "Warning", "Yield")
+        # horizontal.go records FailedGetScale as a Warning Event as well as a condition; ours, once per
+        # transition like the others (the Event API would aggregate the repeats anyway).
+        before, after = old.get("AbleToScale"), new.get("AbleToScale")
+        if after is not None and after.reason == "FailedGetScale" and (before is None or before.reason != after.reason):
+            self._event(ctx, "FailedGetScale", after.message, "Warning", "GetScale")
         status.conditions.sort(key=lambda c: c.type)
         if self.dry_run:
             return

@@ -203,6 +203,11 @@ def test_a_missing_target_gets_a_condition(kube, clock, prom) -> None:
     assert outcome.reason == "FailedGetScale"
     condition = _conditions(kube)["AbleToScale"]
     assert condition["status"] == "False" and "Deployment/vllm" in condition["message"]
+    warnings = [(e["reason"], e["type"]) for e in _events(kube)]
+    assert warnings == [("FailedGetScale", "Warning")], "a condition alone is easy to miss: an Event too"
+    clock.advance(15)
+    reconciler.reconcile_one(kube.get(*PA, "chat"), clock.now())
+    assert len(_events(kube)) == 1, "one Event per transition, not per sync"
 
 
 @pytest.mark.parametrize(
