@@ -10,7 +10,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 # oversubscription made one GBM fit take 23-56 CPU-s instead of 3.9 s. One thread per process.
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: demo test lint bench prometheus clean
+.PHONY: demo test lint bench prometheus clean image
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,16 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint Dockerfile
+
+# The image the manifests name (configs/*/deployment.yaml). EXTRAS= builds a controller-only image.
+IMAGE  ?= ghcr.io/prescaler/prescaler:0.1.0
+EXTRAS ?= forecaster
+image:
+	@builder=$$(for b in podman buildah docker; do command -v $$b >/dev/null && echo $$b && break; done); \
+	if [ -z "$$builder" ]; then echo "make image needs podman, buildah or docker"; exit 1; fi; \
+	if [ "$$builder" = buildah ]; then buildah bud --build-arg EXTRAS=$(EXTRAS) -t $(IMAGE) .; \
+	else $$builder build --build-arg EXTRAS=$(EXTRAS) -t $(IMAGE) .; fi
 
 test: lint prometheus
 	$(PY) -m pytest -q
