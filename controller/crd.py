@@ -9,7 +9,14 @@ writes) to the structural OpenAPI v3 subset a CRD accepts:
 - `additionalProperties: false` is dropped (the API server prunes unknown fields instead, and a
   structural schema may not combine it with `properties`); a free-form object becomes
   `x-kubernetes-preserve-unknown-fields: true`;
-- titles go; descriptions and non-null defaults stay (the API server applies the defaults).
+- titles go; descriptions and non-null defaults stay (the API server applies the defaults);
+- everything else passes through as the models declare it: the CEL rules (`x-kubernetes-validations`,
+  in controller.policy.spec next to the validators they mirror), `maxItems`/`maxLength` (which bound
+  what those rules cost the API server) and `format: date-time` on the status's timestamps.
+The CEL rules check what a rule can check exactly (min <= max, a forecast needs capacity, horizon >=
+leadTime + interval when all three are whole h/m/s, each metric's source against its type); the
+model checks everything (`SpecValid`), so a spec the rules cannot judge (a horizon in days) is still
+refused, by the controller.
 The committed configs/crd/predictiveautoscalers.yaml must equal `render_crd()`: a test checks it, and
 `python -m prescaler.crd` rewrites it (writing files is the composition root's; this module renders).
 """
@@ -107,6 +114,8 @@ def build_crd() -> dict[str, Any]:
         {"name": "Current", "type": "integer", "jsonPath": ".status.currentReplicas"},
         {"name": "Desired", "type": "integer", "jsonPath": ".status.desiredReplicas"},
         {"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
+        {"name": "Ready", "type": "string", "description": "Ready condition: scaled as the spec asks",
+         "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
         {"name": "Forecast", "type": "string", "description": "ForecastHealthy condition",
          "jsonPath": '.status.conditions[?(@.type=="ForecastHealthy")].status'},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
+from .conditions import ready_condition
 from .errors import ForecastUnavailable, KubeError, KubeUnavailable, MetricsUnavailable, NotFound, ScaleConflict
 from .forecast_client import ForecastProvider
 from .kube import KubeClient, Scale, TargetRef
@@ -437,6 +438,7 @@ class Reconciler:
         before, after = old.get("AbleToScale"), new.get("AbleToScale")
         if after is not None and after.reason == "FailedGetScale" and (before is None or before.reason != after.reason):
             self._event(ctx, "FailedGetScale", after.message, "Warning", "GetScale")
+        ctx.set_condition("Ready", *ready_condition(status.conditions))  # the one place Ready is set
         status.conditions.sort(key=lambda c: c.type)
         if self.dry_run:
             return

@@ -11,9 +11,9 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 API_GROUP = "prescaler.dev"
@@ -24,7 +24,12 @@ PLURAL = "predictiveautoscalers"
 # Condition types the controller writes: the policy's four and our own two (docs/architecture.md,
 # "The controller loop").
 CONDITION_TYPES = ("AbleToScale", "ScalingActive", "ForecastHealthy", "ScalingLimited",
-                   "OwnedByAnotherAutoscaler", "SpecValid")
+                   "OwnedByAnotherAutoscaler", "SpecValid", "Ready")
+
+# An RFC 3339 time as the status carries it (what `rfc3339()` writes). A string to the model, which
+# reads it with `parse_rfc3339` (None when unreadable); `format: date-time` in the CRD, so the API
+# server refuses a write that is not one and kubectl and CEL see a timestamp.
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
 class _Model(BaseModel):
@@ -38,14 +43,14 @@ class StatusCondition(_Model):
     status: Literal["True", "False", "Unknown"]
     reason: str = Field(min_length=1, pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$")
     message: str = ""
-    last_transition_time: str = Field(description="RFC 3339, when status last changed")
+    last_transition_time: Timestamp = Field(description="RFC 3339, when status last changed")
     observed_generation: int | None = None
 
 
 class PendingScaleUp(_Model):
     """A scale-up whose new pods are not ready yet: what `leadTime: auto` is measuring."""
 
-    since: str = Field(description="RFC 3339 time of the scale-up patch")
+    since: Timestamp = Field(description="RFC 3339 time of the scale-up patch")
     replicas: int = Field(ge=0, description="the replica count the patch asked for")
 
 
@@ -53,8 +58,8 @@ class PredictiveAutoscalerStatus(_Model):
     observed_generation: int | None = None
     current_replicas: int | None = Field(None, ge=0)
     desired_replicas: int | None = Field(None, ge=0)
-    last_scale_time: str | None = Field(None, description="RFC 3339 time of the last scale patch")
-    last_sync_time: str | None = None
+    last_scale_time: Timestamp | None = Field(None, description="RFC 3339 time of the last scale patch")
+    last_sync_time: Timestamp | None = Field(None, description="RFC 3339 time of the last sync")
     last_reason: str | None = Field(None, description="the last decision's reason")
     lead_time_seconds: float | None = Field(None, ge=0, description="the lead time in use (learned when auto)")
     lead_time_samples: list[float] = Field(default_factory=list,

@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonValue
 
 from forecaster.contract import Signal
 from forecaster.contract.durations import DURATION_PATTERN, format_go, parse_seconds
@@ -111,8 +112,17 @@ Quantity = Annotated[
 # ---------------------------------------------------------------------------------------------------
 
 
+# The CRD caps duration strings at this length, and so does the model (they must agree): the API
+# server prices a CEL rule by the longest string it may walk, and an unbounded one is priced at the
+# whole request size, past its per-rule budget (the horizon rule reads three durations).
+DURATION_MAX_LENGTH = 64
+
+
 def parse_duration_seconds(value: object) -> float:
     """A duration ("15s", "5m", "1h30m", "14d", "0") or a number of seconds -> float seconds (>= 0)."""
+    if isinstance(value, str) and len(value) > DURATION_MAX_LENGTH:
+        raise ValueError(f"duration {value[:16]!r}... is {len(value)} characters long, at most "
+                         f"{DURATION_MAX_LENGTH} are accepted")
     return parse_seconds(value)
 
 
@@ -125,7 +135,7 @@ Duration = Annotated[
     float,
     BeforeValidator(parse_duration_seconds),
     PlainSerializer(format_duration_seconds, when_used="json"),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "maxLength": DURATION_MAX_LENGTH}),
 ]
 
 
@@ -146,7 +156,8 @@ LeadTime = Annotated[
     float | Literal["auto"],
     BeforeValidator(_parse_lead_time),
     PlainSerializer(_format_lead_time, when_used="json"),
-    WithJsonSchema({"type": "string", "pattern": r"^(auto|" + DURATION_PATTERN[2:-2] + r")$"}),
+    WithJsonSchema({"type": "string", "pattern": r"^(auto|" + DURATION_PATTERN[2:-2] + r")$",
+                    "maxLength": DURATION_MAX_LENGTH}),
 ]
 
 
@@ -156,6 +167,42 @@ class _Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
     )
+
+
+# ---------------------------------------------------------------------------------------------------
+# CEL rules: the cross-field checks of the validators below, written into the CRD
+# (`x-kubernetes-validations`) so the API server refuses a bad object at `kubectl apply`, not only
+# the controller at its next sync. Kubernetes's CEL dialect: `self` is the object the rule sits on,
+# `has()` tests a field. Each rule guards every optional field it reads (a rule that reads an
+# absent field fails with an evaluation error). The model stays the reference: a rule may check less
+# than its validator (the horizon rule, see there), never more. tests/controller/test_crd_cel.py
+# has the fake API server evaluate them against the model.
+# ---------------------------------------------------------------------------------------------------
+
+
+def _cel(rule: str, message: str, *, message_expression: str | None = None, field_path: str | None = None,
+         reason: str | None = None) -> dict[str, str]:
+    """One x-kubernetes-validations entry; messageExpression, when given, says the values (as the
+    validators do), and `message` is what the API server shows if that expression fails."""
+    out = {"rule": rule, "message": message}
+    if message_expression is not None:
+        out["messageExpression"] = message_expression
+    if field_path is not None:
+        out["fieldPath"] = field_path
+    if reason is not None:
+        out["reason"] = reason
+    return out
+
+
+def _validations(*rules: dict[str, str]) -> ConfigDict:
+    """A model_config adding CEL rules to the model's schema (merged with _Model's config)."""
+    entries: list[JsonValue] = [dict(r) for r in rules]
+    return ConfigDict(json_schema_extra={"x-kubernetes-validations": entries})
+
+
+# Durations that CEL's duration() and the model read as the same number (see the horizon rule).
+_CEL_EXACT_DURATION = "^(0|([0-9]{1,5}[hms]){1,3})$"
+MAX_METRICS = 16
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -203,6 +250,16 @@ class MetricIdentifier(_Model):
 
 class MetricTarget(_Model):
     """autoscaling/v2 MetricTarget. The field that `type` names must be set (validation.go)."""
+
+    model_config = _validations(_cel(
+        "self.type == 'Utilization' ? has(self.averageUtilization) : "
+        "self.type == 'Value' ? has(self.value) : has(self.averageValue)",
+        "a target needs the field its type names (Utilization: averageUtilization, Value: value, "
+        "AverageValue: averageValue)",
+        message_expression="'target type ' + self.type + ' needs target.' + {'Utilization': "
+                           "'averageUtilization', 'Value': 'value', 'AverageValue': 'averageValue'}[self.type]",
+        reason="FieldValueRequired",
+    ))
 
     type: Literal["Utilization", "Value", "AverageValue"]
     value: Quantity | None = None
@@ -264,10 +321,36 @@ _ALLOWED_TARGETS = {
     "Object": ("Value", "AverageValue"),
     "External": ("Value", "AverageValue"),
 }
+# The same tables as CEL literals, for MetricSpec's rules.
+_CEL_SOURCE_FIELD = "{" + ", ".join(f"'{t}': '{_SOURCE_ALIAS[f]}'" for t, f in _SOURCE_FIELD.items()) + "}"
+_CEL_HAS_SOURCE = {t: f"has(self.{_SOURCE_ALIAS[f]})" for t, f in _SOURCE_FIELD.items()}
+
+
+def _cel_target_type(kind: str) -> dict[str, str]:
+    source, allowed = _SOURCE_ALIAS[_SOURCE_FIELD[kind]], _ALLOWED_TARGETS[kind]
+    listed = ", ".join(f"'{a}'" for a in allowed)
+    return _cel(f"!has(self.{source}) || self.{source}.target.type in [{listed}]",
+                f"a {kind} metric takes target type {' or '.join(allowed)}",
+                message_expression=f"'a {kind} metric takes target type {' or '.join(allowed)}, not ' + "
+                                   f"self.{source}.target.type",
+                field_path=f".{source}.target.type")
 
 
 class MetricSpec(_Model):
     """One reactive target, autoscaling/v2 MetricSpec: `type` and the one matching source."""
+
+    model_config = _validations(
+        _cel(" : ".join(f"self.type == '{t}' ? {has}" for t, has in list(_CEL_HAS_SOURCE.items())[:-1])
+             + " : " + list(_CEL_HAS_SOURCE.values())[-1],
+             "a metric needs the source field its type names (Pods: pods, External: external, ...)",
+             message_expression=f"'metric type ' + self.type + ' needs the field ' + {_CEL_SOURCE_FIELD}[self.type]",
+             reason="FieldValueRequired"),
+        _cel(" + ".join(f"({has} ? 1 : 0)" for has in _CEL_HAS_SOURCE.values()) + " <= 1",
+             "a metric sets only the source field its type names",
+             message_expression=f"'metric type ' + self.type + ' must set only ' + {_CEL_SOURCE_FIELD}[self.type]",
+             reason="FieldValueForbidden"),
+        *(_cel_target_type(kind) for kind in _ALLOWED_TARGETS),
+    )
 
     type: MetricSourceType
     resource: ResourceMetricSource | None = None
@@ -325,6 +408,11 @@ class HPAScalingPolicy(_Model):
 
 class HPAScalingRules(_Model):
     """One direction's rules. Absent fields take Kubernetes's defaults for that direction."""
+
+    model_config = _validations(_cel(
+        "!has(self.policies) || size(self.policies) > 0",
+        "policies must list at least one policy (omit the field for the defaults)",
+        field_path=".policies", reason="FieldValueRequired"))
 
     stabilization_window_seconds: int | None = Field(None, ge=0, le=3600)
     select_policy: Literal["Max", "Min", "Disabled"] | None = None
@@ -432,6 +520,13 @@ class ForecastSpec(_Model):
     live_error_min_samples: int = Field(4, ge=1, le=256, description="matured forecasts needed to judge")
     interval_seconds: Duration = Field("1m", alias="interval", ge=0, validate_default=True,
                                        description="the window after the lead time the maximum is taken over")
+    # The forecaster's history queries select vLLM's `model_name` label (its --served-model-name),
+    # which need not be the workload's name. A label value, as the forecaster's external metrics
+    # carry it as one.
+    model_name: str | None = Field(
+        None, min_length=1, max_length=63, pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+        description="vLLM's model_name label of the served model; absent: the workload name",
+    )
 
     @model_validator(mode="after")
     def _checks(self) -> "ForecastSpec":
@@ -453,6 +548,11 @@ _RATE_FIELD = {"requests": "requests_per_second", "prompt_tokens": "prompt_token
 
 class PerReplicaCapacity(_Model):
     """What one replica sustains within the SLO, per signal (see configs/capacity.md)."""
+
+    model_config = _validations(_cel(
+        "has(self.requestsPerSecond) || has(self.promptTokensPerSecond) || has(self.outputTokensPerSecond)",
+        "perReplica needs at least one of requestsPerSecond, promptTokensPerSecond, outputTokensPerSecond",
+        reason="FieldValueRequired"))
 
     requests_per_second: float | None = Field(None, gt=0)
     prompt_tokens_per_second: float | None = Field(None, gt=0)
@@ -496,11 +596,46 @@ Mode = Literal["Auto", "Advisory", "Off"]
 class PredictiveAutoscalerSpec(_Model):
     """spec of a PredictiveAutoscaler. Cross-field checks name the values that disagree."""
 
+    model_config = _validations(
+        _cel("!has(self.minReplicas) || self.minReplicas <= self.maxReplicas",
+             "maxReplicas must be >= minReplicas",
+             message_expression="'maxReplicas (' + string(self.maxReplicas) + ') must be >= minReplicas (' + "
+                                "string(self.minReplicas) + ')'",
+             field_path=".maxReplicas"),
+        _cel("!has(self.forecast) || has(self.capacity)",
+             "forecast needs capacity (perReplica rates) to turn rates into replicas",
+             field_path=".capacity", reason="FieldValueRequired"),
+        # Only where CEL's duration() reads the three durations exactly as the model does: whole h, m
+        # and s, at most three parts of at most five digits (30m, 1h30m, 90s), so Go's integer
+        # nanoseconds and the model's float seconds are the same numbers and no sum overflows Go's
+        # 290 years. CEL has no d or w (14d), and fractions (1.5h, 500ms) round differently in Go
+        # and in floats; those spellings are left to the controller's check (SpecValid=False).
+        _cel("!has(self.forecast) || !has(self.leadTime) || self.leadTime == 'auto' || "
+             "!has(self.forecast.horizon) || !has(self.forecast.interval) || "
+             "![self.leadTime, self.forecast.horizon, self.forecast.interval]"
+             f".all(d, d.matches('{_CEL_EXACT_DURATION}')) || "
+             "duration(self.forecast.horizon) >= duration(self.leadTime) + duration(self.forecast.interval)",
+             "forecast.horizon must be >= leadTime + forecast.interval",
+             message_expression="'forecast.horizon (' + self.forecast.horizon + ') must be >= leadTime (' + "
+                                "self.leadTime + ') + forecast.interval (' + self.forecast.interval + ')'",
+             field_path=".forecast.horizon"),
+        _cel("!has(self.forecast) || !has(self.forecast.liveErrorMinSamples) || "
+             "!has(self.forecast.liveErrorSamples) || "
+             "self.forecast.liveErrorMinSamples <= self.forecast.liveErrorSamples",
+             "forecast.liveErrorMinSamples must be <= forecast.liveErrorSamples",
+             message_expression="'liveErrorMinSamples (' + string(self.forecast.liveErrorMinSamples) + ') must be "
+                                "<= liveErrorSamples (' + string(self.forecast.liveErrorSamples) + ')'",
+             field_path=".forecast.liveErrorMinSamples"),
+    )
+
     scale_target_ref: CrossVersionObjectReference
     min_replicas: int = Field(1, ge=1, le=2**31 - 1)
     max_replicas: int = Field(ge=1, le=2**31 - 1)
+    # maxItems: the API server prices each per-metric CEL rule times the most metrics a list may
+    # hold; unbounded, that is what fits in a request, past its budget. No HPA has anywhere near 16.
     metrics: list[MetricSpec] = Field(
-        min_length=1, description="reactive targets (HPA v2 MetricSpec); at least one, never scale blind"
+        min_length=1, max_length=MAX_METRICS,
+        description="reactive targets (HPA v2 MetricSpec); at least one, never scale blind",
     )
     behavior: HorizontalPodAutoscalerBehavior | None = None
     forecast: ForecastSpec | None = Field(None, description="absent: the predictive stage is off (a plain HPA)")

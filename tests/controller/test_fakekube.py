@@ -7,6 +7,7 @@ checked against what the real client sends and expects.
 from __future__ import annotations
 
 import pytest
+import yaml
 from kubernetes import client as k8s
 from kubernetes import watch
 
@@ -216,3 +217,184 @@ def test_json_patch_over_http(kube, api) -> None:
     with pytest.raises(k8s.ApiException) as err:
         apps.patch_namespaced_deployment("vllm", NS, [{"op": "test", "path": "/spec/replicas", "value": 1}])
     assert err.value.status == 422
+
+
+# ---- admission: defaulting, schema validation, CEL, server-side apply ------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "nanos"),
+    [("0", 0), ("5s", 5 * 10**9), ("1h30m", 5400 * 10**9), ("1.5h", 5400 * 10**9), ("500ms", 5 * 10**8),
+     ("1us", 1000), ("1µs", 1000), ("1ns", 1), (".5s", 5 * 10**8), ("1.s", 10**9), ("+2m", 120 * 10**9),
+     ("-1s", -(10**9)), ("1h1m1s1ms", 3661001 * 10**6), ("2562047h", 2562047 * 3600 * 10**9)],
+)
+def test_cel_duration_reads_what_go_time_parse_duration_reads(text, nanos) -> None:
+    from tests.fakekube.cel import go_duration_nanos
+
+    assert go_duration_nanos(text) == nanos
+
+
+@pytest.mark.parametrize(("text", "error"), [("14d", "unknown unit"), ("1w", "unknown unit"), ("5", "missing unit"),
+                                             ("", "invalid"), (".s", "invalid"), ("00", "missing unit"),
+                                             ("2562048h", "invalid"), ("5 m", "unknown unit")])
+def test_cel_duration_refuses_what_go_refuses(text, error) -> None:
+    from tests.fakekube.cel import go_duration_nanos
+
+    with pytest.raises(ValueError, match=error):
+        go_duration_nanos(text)
+
+
+_SCHEMA = {
+    "type": "object", "required": ["n"],
+    "properties": {
+        "n": {"type": "integer", "minimum": 1, "maximum": 10},
+        "q": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1, "exclusiveMaximum": True},
+        "s": {"type": "string", "minLength": 1, "maxLength": 3, "pattern": "^[a-z]+$"},
+        "e": {"type": "string", "enum": ["A", "B"]},
+        "t": {"type": "string", "format": "date-time"},
+        "l": {"type": "array", "minItems": 1, "maxItems": 2, "items": {"type": "integer"}},
+        "x": {"anyOf": [{"type": "integer"}, {"type": "string"}], "x-kubernetes-int-or-string": True,
+              "pattern": "^[0-9]+m?$"},
+        "c": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
+              "items": {"type": "object", "properties": {"type": {"type": "string"}}}},
+        "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("value", "field", "kind", "text"),
+    [
+        ({}, "n", "FieldValueRequired", "Required value"),
+        ({"n": "1"}, "n", "FieldValueTypeInvalid", 'n in body must be of type integer: "string"'),
+        ({"n": 0}, "n", "FieldValueInvalid", "n in body should be greater than or equal to 1"),
+        ({"n": 11}, "n", "FieldValueInvalid", "n in body should be less than or equal to 10"),
+        ({"n": 1, "q": 1}, "q", "FieldValueInvalid", "q in body should be less than 1"),
+        ({"n": 1, "q": 0}, "q", "FieldValueInvalid", "q in body should be greater than 0"),
+        ({"n": 1, "s": ""}, "s", "FieldValueInvalid", "should be at least 1 chars long"),
+        ({"n": 1, "s": "abcd"}, "s", "FieldValueTooLong", "may not be more than 3 bytes"),
+        ({"n": 1, "s": "A"}, "s", "FieldValueInvalid", "s in body should match '^[a-z]+$'"),
+        ({"n": 1, "e": "C"}, "e", "FieldValueNotSupported", 'supported values: "A", "B"'),
+        ({"n": 1, "t": "2026-13-01T00:00:00Z"}, "t", "FieldValueInvalid", "must be of type date-time"),
+        ({"n": 1, "t": "yesterday"}, "t", "FieldValueInvalid", "must be of type date-time"),
+        ({"n": 1, "l": []}, "l", "FieldValueInvalid", "should have at least 1 items"),
+        ({"n": 1, "l": [1, 2, 3]}, "l", "FieldValueTooMany", "must have at most 2 items"),
+        ({"n": 1, "l": ["a"]}, "l[0]", "FieldValueTypeInvalid", "must be of type integer"),
+        ({"n": 1, "x": 1.5}, "x", "FieldValueTypeInvalid", "must be of type integer-or-string"),
+        ({"n": 1, "x": "5s"}, "x", "FieldValueInvalid", "should match"),
+        ({"n": 1, "c": [{"type": "A"}, {"type": "A"}]}, "c[1]", "FieldValueDuplicate", "Duplicate value"),
+    ],
+)
+def test_schema_validation_names_the_field_as_the_api_server_does(value, field, kind, text) -> None:
+    from tests.fakekube.schema import validate
+
+    errors = validate(value, _SCHEMA)
+    assert errors and {e.field for e in errors} == {field}, [e.message() for e in errors]
+    assert (errors[0].type, errors[0].field) == (kind, field) and text in errors[0].message()
+
+
+@pytest.mark.parametrize("value", [
+    {"n": 1}, {"n": 2.0}, {"n": 10, "q": 0.5, "s": "ab", "e": "B", "t": "2026-01-05T12:00:00Z", "l": [1]},
+    {"n": 1, "x": 5}, {"n": 1, "x": "500m"}, {"n": 1, "t": "2026-01-05T12:00:00.123+02:00"},
+    {"n": 1, "free": {"anything": [1, {"goes": True}]}, "unknown": "kept, not pruned"},
+])
+def test_schema_validation_accepts_what_the_api_server_accepts(value) -> None:
+    from tests.fakekube.schema import validate
+
+    assert validate(value, _SCHEMA) == []
+
+
+def test_defaults_fill_absent_fields_at_every_depth_and_replace_nulls() -> None:
+    from tests.fakekube.schema import apply_defaults
+
+    schema = {"type": "object", "properties": {
+        "a": {"type": "integer", "default": 1},
+        "o": {"type": "object", "properties": {"b": {"type": "string", "default": "x"}}},
+        "l": {"type": "array", "items": {"type": "object", "properties": {"c": {"type": "integer", "default": 3}}}},
+    }}
+    value = {"a": None, "o": {}, "l": [{}, {"c": 4}]}
+    assert apply_defaults(value, schema) == {"a": 1, "o": {"b": "x"}, "l": [{"c": 3}, {"c": 4}]}
+    assert value == {"a": None, "o": {}, "l": [{}, {"c": 4}]}, "the input is not changed"
+    assert apply_defaults({}, schema) == {"a": 1}, "no default where the enclosing object is absent"
+
+
+@pytest.mark.parametrize(
+    ("rule", "value", "ok"),
+    [
+        ("self.q > 0.5", {"q": 1}, True),  # a number field is a double even when the JSON has an integer
+        ("self.n + 1 == 3", {"n": 2}, True),
+        ("self.t < timestamp('2030-01-01T00:00:00Z')", {"t": "2026-01-05T12:00:00Z"}, True),  # date-time: timestamp
+        ("duration(self.s) > duration('1m')", {"s": "90s"}, True),
+        ("self.s.matches('^[0-9]+s$')", {"s": "90s"}, True),
+        ("!has(self.q) || self.q < 0.5", {"n": 1}, True),
+        ("self.l.all(i, i > 1)", {"l": [1, 2]}, False),
+        ("size(self.l) <= 2", {"l": [1, 2, 3]}, False),
+    ],
+)
+def test_cel_sees_values_typed_by_the_schema(rule, value, ok) -> None:
+    from tests.fakekube.cel import compile_rules, evaluate
+
+    schema = {"type": "object", "x-kubernetes-validations": [{"rule": rule, "message": "m"}], "properties": {
+        "q": {"type": "number"}, "n": {"type": "integer"}, "s": {"type": "string", "maxLength": 8},
+        "t": {"type": "string", "format": "date-time"}, "l": {"type": "array", "items": {"type": "integer"}}}}
+    errors = evaluate(compile_rules(schema, "x"), value)
+    assert (errors == []) is ok, [e.message() for e in errors]
+
+
+def test_a_rule_that_errors_refuses_the_object_naming_the_error() -> None:
+    """cel-go: reading an absent field is an error, and the write is refused (not passed)."""
+    from tests.fakekube.cel import compile_rules, evaluate
+
+    schema = {"type": "object", "properties": {"d": {"type": "string", "maxLength": 8}},
+              "x-kubernetes-validations": [{"rule": "duration(self.d) > duration('0s')", "message": "d > 0"}]}
+    [error] = evaluate(compile_rules(schema, "x"), {"d": "14d"})
+    assert 'unknown unit "d"' in error.message() and "evaluating rule: d > 0" in error.message()
+    [error] = evaluate(compile_rules(schema, "x"), {})
+    assert "evaluating rule" in error.message()
+
+
+def test_ratcheting_forgives_only_what_did_not_change() -> None:
+    from tests.fakekube.cel import compile_rules, evaluate
+    from tests.fakekube.schema import MISSING
+
+    schema = {"type": "object", "properties": {
+        "items": {"type": "array", "items": {
+            "type": "object", "properties": {"v": {"type": "integer"}},
+            "x-kubernetes-validations": [{"rule": "self.v > 0", "message": "v > 0"}]}},
+        "other": {"type": "string"}}}
+    rules = compile_rules(schema, "x")
+    bad = {"items": [{"v": 0}], "other": "a"}
+    assert len(evaluate(rules, bad, "", MISSING)) == 1, "a create is checked"
+    assert evaluate(rules, {**bad, "other": "b"}, "", bad) == [], "the atomic list is unchanged: forgiven"
+    assert len(evaluate(rules, {"items": [{"v": 0}, {"v": 1}], "other": "a"}, "", bad)) == 1, \
+        "the list changed: its items are checked again"
+
+
+def test_server_side_apply_creates_then_merges_and_needs_a_field_manager(kube, api) -> None:
+    co = k8s.CustomObjectsApi(api)
+    args = ("prescaler.dev", "v1alpha1", NS, "predictiveautoscalers")
+    apply = "application/apply-patch+yaml"
+    with pytest.raises(k8s.ApiException) as err:
+        co.patch_namespaced_custom_object(*args, "chat", autoscaler(), _content_type=apply)
+    assert err.value.status == 422 and "fieldManager" in err.value.body
+    co.patch_namespaced_custom_object(*args, "chat", autoscaler(), field_manager="me", _content_type=apply)
+    created = co.get_namespaced_custom_object(*args, "chat")
+    assert created["metadata"]["generation"] == 1 and created["spec"]["mode"] == "Auto", "created, defaulted"
+    co.patch_namespaced_custom_object(*args, "chat", {"apiVersion": "prescaler.dev/v1alpha1",
+                                                      "kind": "PredictiveAutoscaler", "metadata": {"name": "chat"},
+                                                      "spec": {"maxReplicas": 7}},
+                                      field_manager="me", _content_type=apply)
+    obj = co.get_namespaced_custom_object(*args, "chat")
+    assert obj["spec"]["maxReplicas"] == 7 and obj["spec"]["metrics"] == created["spec"]["metrics"]
+    assert obj["metadata"]["generation"] == 2
+
+
+def test_an_apply_body_may_be_yaml(kube) -> None:
+    import urllib.request
+
+    body = yaml.safe_dump(autoscaler()).encode()
+    request = urllib.request.Request(
+        f"{kube.url}/apis/prescaler.dev/v1alpha1/namespaces/{NS}/predictiveautoscalers/chat?fieldManager=kubectl",
+        data=body, method="PATCH", headers={"Content-Type": "application/apply-patch+yaml"})
+    with urllib.request.urlopen(request) as response:
+        assert response.status == 201
+    assert kube.get("prescaler.dev/v1alpha1", "predictiveautoscalers", "chat")["spec"]["maxReplicas"] == 20

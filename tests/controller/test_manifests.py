@@ -116,7 +116,7 @@ def test_crd_shape() -> None:
     version = spec["versions"][0]
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Target", "Min", "Max", "Current", "Desired", "Mode", "Forecast", "Age"]
+    assert columns == ["Target", "Min", "Max", "Current", "Desired", "Mode", "Ready", "Forecast", "Age"]
     behavior = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["behavior"]
     rules = behavior["properties"]["scaleUp"]["properties"]
     assert set(rules) == {"stabilizationWindowSeconds", "selectPolicy", "policies", "tolerance"}
@@ -157,3 +157,31 @@ def test_kustomization_lists_existing_files() -> None:
         for generator in data.get("configMapGenerator", []):
             for file in generator["files"]:
                 assert (kustomization.parent / file).is_file(), f"{kustomization}: {file} is missing"
+
+
+def test_every_status_timestamp_is_a_date_time() -> None:
+    """kubectl shows them as times and the API server refuses a write that is not RFC 3339."""
+    def strings(node: dict, path: str = "status"):
+        for name, sub in (node.get("properties") or {}).items():
+            yield f"{path}.{name}", name, sub
+            yield from strings(sub, f"{path}.{name}")
+        if isinstance(node.get("items"), dict):
+            yield from strings(node["items"], f"{path}[]")
+
+    status = _crd_schema()["properties"]["status"]
+    stamps = {path: sub.get("format") for path, name, sub in strings(status)
+              if name.endswith("Time") or name == "since"}
+    assert stamps == {"status.lastScaleTime": "date-time", "status.lastSyncTime": "date-time",
+                      "status.pendingScaleUp.since": "date-time",
+                      "status.conditions[].lastTransitionTime": "date-time"}
+
+
+def test_the_crd_carries_cel_rules_for_the_cross_field_checks() -> None:
+    spec = _crd_schema()["properties"]["spec"]
+    rules = " ".join(r["rule"] for r in spec["x-kubernetes-validations"])
+    assert "self.minReplicas <= self.maxReplicas" in rules and "duration(self.forecast.horizon)" in rules
+    quantile = spec["properties"]["forecast"]["properties"]["quantile"]
+    assert (quantile["minimum"], quantile["exclusiveMinimum"], quantile["maximum"], quantile["exclusiveMaximum"]) \
+        == (0, True, 1, True), "quantile in (0, 1) is the schema's, no rule needed"
+    for entry in spec["x-kubernetes-validations"]:
+        assert entry["message"] and "\n" not in entry["message"]

@@ -2,9 +2,11 @@
 
 It speaks the REST paths the controller uses (discovery, core, apps/v1 with /scale, custom resources,
 autoscaling/v2, keda.sh, coordination.k8s.io, events.k8s.io), with list + watch (chunked JSON lines),
-patches (merge, JSON, strategic merge) and fault injection. No kube-apiserver can run where the tests
-run; this is the seam (docs/architecture.md: "fakes at the edges") that lets the controller run its real client
-code. It is a test double: no authentication, no admission, no field validation beyond what is listed.
+patches (merge, JSON, strategic merge), server-side apply (a subset, see `_apply`) and fault injection.
+No kube-apiserver can run where the tests run; this is the seam (docs/architecture.md: "fakes at the
+edges") that lets the controller run its real client code. It is a test double: no authentication, no
+admission webhooks, no field pruning; custom resources are defaulted and validated against their
+CRD's schema and CEL rules (admission.py) on every write over HTTP, as kube-apiserver does.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import yaml
+
 from .patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from .store import ApiError, Clock, ResourceType, Store, system_clock
 
+APPLY_PATCH = "application/apply-patch+yaml"
 _PATH = re.compile(
     r"^/(?:api/(?P<cv>v1)|apis/(?P<group>[^/]+)/(?P<version>[^/]+))"
     r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)(?:/(?P<name>[^/]+)(?:/(?P<sub>[^/]+))?)?$"
@@ -80,10 +85,18 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         if not raw:
             return None
+        if self._content_type() == APPLY_PATCH:  # YAML (of which JSON is a subset), as kubectl sends it
+            try:
+                return yaml.safe_load(raw)
+            except yaml.YAMLError as exc:
+                raise ApiError(400, "BadRequest", f"request body is not YAML: {exc}") from None
         try:
             return json.loads(raw)
         except json.JSONDecodeError as exc:
             raise ApiError(400, "BadRequest", f"request body is not JSON: {exc}") from None
+
+    def _content_type(self) -> str:
+        return (self.headers.get("Content-Type") or "").split(";")[0].strip()
 
     def _dispatch(self, method: str) -> None:
         fake = self.server.fake
@@ -132,7 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, store.list(rtype, ns, label_selector=query.get("labelSelector", ""),
                                                   field_selector=query.get("fieldSelector", "")))
             if method == "POST":
-                return self._send(201, store.create(rtype, ns, body))
+                return self._send(201, store.create(rtype, ns, body, admit=True))
             raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed on a collection")
         if sub not in (None, "status", "scale"):
             raise ApiError(404, "NotFound", f"{rtype.plural} has no subresource {sub!r}")
@@ -145,19 +158,52 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "DELETE":
             return self._send(200, store.delete(rtype, ns, name))
         if method == "PUT":
-            return self._send(200, store.replace(rtype, ns, name, body, subresource=sub))
+            return self._send(200, store.replace(rtype, ns, name, body, subresource=sub, admit=True))
         if method == "PATCH":
+            if self._content_type() == APPLY_PATCH:
+                return self._apply(rtype, ns, name, sub, body, query)
             with store.lock:
                 current = store.get(rtype, ns, name)
                 patched = self._apply_patch(current, body)
+                if not isinstance(patched, dict):  # a merge patch that is not an object replaces it all
+                    raise ApiError(400, "BadRequest", "the patched object is not a JSON object")
                 # The body's resourceVersion (if it set one) is the precondition; otherwise the read's.
                 sent = ((body or {}).get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
                 patched.setdefault("metadata", {})["resourceVersion"] = sent or current["metadata"]["resourceVersion"]
-                return self._send(200, store.replace(rtype, ns, name, patched, subresource=sub))
+                return self._send(200, store.replace(rtype, ns, name, patched, subresource=sub, admit=True))
         raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed on {path}")
 
+    def _apply(self, rtype: ResourceType, ns: str | None, name: str, sub: str | None, body: Any,
+               query: dict[str, str]) -> None:
+        """Server-side apply, the subset tests need: it creates the object when absent (201), else merges
+        the applied configuration into it as a strategic merge patch does (conditions by type, ...).
+        No managedFields: a field dropped from a later apply stays, and no apply conflicts with another
+        manager. fieldManager is required, as on the real server."""
+        store = self.server.fake.store
+        if not query.get("fieldManager"):
+            raise ApiError(422, "Invalid", 'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
+                           "is required for apply patch")
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadRequest", "an apply patch must be an object")
+        meta = body.get("metadata") or {}
+        if meta.get("name", name) != name:
+            raise ApiError(400, "BadRequest", f"the name of the object ({meta.get('name')}) does not match the "
+                           f"name on the URL ({name})")
+        with store.lock:
+            try:
+                current = store.get(rtype, ns, name)
+            except ApiError as err:
+                if err.code != 404 or sub is not None:
+                    raise
+                created = {**body, "metadata": {**meta, "name": name}}
+                return self._send(201, store.create(rtype, ns, created, admit=True))
+            patched = strategic_merge_patch(current, body)
+            sent = meta.get("resourceVersion")
+            patched.setdefault("metadata", {})["resourceVersion"] = sent or current["metadata"]["resourceVersion"]
+            return self._send(200, store.replace(rtype, ns, name, patched, subresource=sub, admit=True))
+
     def _apply_patch(self, current: dict[str, Any], body: Any) -> dict[str, Any]:
-        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        ctype = self._content_type()
         if ctype == "application/json-patch+json":
             return json_patch(current, body)
         if ctype == "application/merge-patch+json":
@@ -188,7 +234,7 @@ class _Handler(BaseHTTPRequestHandler):
             parent["spec"]["replicas"] = replicas
             parent["metadata"]["resourceVersion"] = (new_scale.get("metadata") or {}).get("resourceVersion") \
                 or parent["metadata"]["resourceVersion"]
-            updated = store.replace(rtype, ns, name, parent)
+            updated = store.replace(rtype, ns, name, parent, admit=True)
             return self._send(200, to_scale(updated))
 
     def _watch(self, rtype: ResourceType, ns: str | None, query: dict[str, str]) -> None:

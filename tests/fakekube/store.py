@@ -7,7 +7,12 @@ Semantics copied from the real kube-apiserver where the controller depends on th
   and writes to /status change nothing else);
 - an update or patch whose body carries metadata.resourceVersion different from the stored one is a
   409 Conflict (optimistic concurrency);
-- a watch resumes after a resourceVersion; one older than the retained log answers 410 Gone.
+- a watch resumes after a resourceVersion; one older than the retained log answers 410 Gone;
+- a custom resource written with `admit=True` (every write over HTTP) is defaulted and validated
+  against its CRD's schema and CEL rules first (admission.py); a CRD whose rules do not compile is
+  refused. The direct calls (`admit=False`, the default) are defaulted but not validated: what the
+  API server reads back from etcd for an object written before its CRD had those rules, which the
+  controller must still handle.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from forecaster.contract import Clock, system_clock
+
+from .admission import VersionSchema, compile_crd
+from .errors import ApiError
 
 Key = tuple[str, str, str, str]  # group, plural, namespace ("" when cluster-scoped), name
 
@@ -57,18 +65,6 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
                  namespaced=False, status_subresource=True),
 )
-
-
-class ApiError(Exception):
-    """An error the server returns as a v1 Status object."""
-
-    def __init__(self, code: int, reason: str, message: str):
-        super().__init__(message)
-        self.code, self.reason, self.message = code, reason, message
-
-    def status(self) -> dict[str, Any]:
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": self.message, "reason": self.reason, "code": self.code}
 
 
 def _spec_part(obj: dict[str, Any]) -> dict[str, Any]:
@@ -108,6 +104,7 @@ class Store:
         self._rv = itertools.count(1)
         self.rv = 0
         self._rollouts: dict[Key, _Rollout] = {}
+        self.schemas: dict[tuple[str, str, str], VersionSchema] = {}  # (group, version, plural) of CRDs
         for rtype in BUILTIN_TYPES:
             self.register(rtype)
 
@@ -117,12 +114,16 @@ class Store:
             self.types[(rtype.group, rtype.version, rtype.plural)] = rtype
 
     def register_crd(self, crd: dict[str, Any]) -> None:
-        """Serve the kinds a CustomResourceDefinition declares, as the real server does once it is Established."""
+        """Serve the kinds a CustomResourceDefinition declares, as the real server does once it is
+        Established, with its schemas and CEL rules (ApiError 422, nothing served, if they do not compile)."""
+        schemas = compile_crd(crd)
         spec = crd.get("spec", {})
         names = spec.get("names", {})
         for version in spec.get("versions", []):
             if not version.get("served", True):
                 continue
+            if version["name"] in schemas:
+                self.schemas[(spec["group"], version["name"], names["plural"])] = schemas[version["name"]]
             subresources = version.get("subresources") or {}
             self.register(ResourceType(
                 spec["group"], version["name"], names["plural"], names["kind"],
@@ -174,7 +175,17 @@ class Store:
             return {"kind": f"{rtype.kind}List", "apiVersion": rtype.api_version,
                     "metadata": {"resourceVersion": str(self.rv)}, "items": items}
 
-    def create(self, rtype: ResourceType, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    def _admit(self, rtype: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+        schema = self.schemas.get((rtype.group, rtype.version, rtype.plural))
+        return obj if schema is None else schema.admit(obj, old)
+
+    def _as_read(self, rtype: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+        """An object as the API server reads it from etcd: with its schema's defaults."""
+        schema = self.schemas.get((rtype.group, rtype.version, rtype.plural))
+        return obj if schema is None else schema.defaulted(obj)
+
+    def create(self, rtype: ResourceType, namespace: str | None, body: dict[str, Any], *,
+               admit: bool = False) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the request body must be a JSON object")
         with self.lock:
@@ -203,14 +214,15 @@ class Store:
                 replicas = int(obj.setdefault("spec", {}).setdefault("replicas", 1))
                 obj["status"] = {**obj.get("status", {}), "replicas": replicas, "readyReplicas": replicas,
                                  "availableReplicas": replicas, "observedGeneration": 1}
-            self.objects[key] = obj
+            obj = self._admit(rtype, obj, None) if admit else self._as_read(rtype, obj)
             if rtype.group == "apiextensions.k8s.io":
-                self.register_crd(obj)
+                self.register_crd(obj)  # before storing: a CRD whose rules do not compile is refused
+            self.objects[key] = obj
             self._emit("ADDED", key, obj)
             return copy.deepcopy(obj)
 
     def replace(self, rtype: ResourceType, namespace: str | None, name: str, new: dict[str, Any], *,
-                subresource: str | None = None) -> dict[str, Any]:
+                subresource: str | None = None, admit: bool = False) -> dict[str, Any]:
         """PUT semantics (and the final step of every patch): conflict check, subresource rules, generation."""
         if not isinstance(new, dict):
             raise ApiError(400, "BadRequest", "the request body must be a JSON object")
@@ -245,8 +257,11 @@ class Store:
                         obj["status"] = copy.deepcopy(old["status"])
                     else:
                         obj.pop("status", None)
-                if _spec_part(obj) != _spec_part(old):
-                    meta["generation"] = int(old["metadata"].get("generation", 1)) + 1
+            obj = self._admit(rtype, obj, old) if admit else self._as_read(rtype, obj)
+            if subresource != "status" and _spec_part(obj) != _spec_part(old):
+                obj["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
+            if rtype.group == "apiextensions.k8s.io":
+                self.register_crd(obj)
             obj["metadata"]["resourceVersion"] = self._next_rv()
             key = self._key(rtype, namespace, name)
             if rtype.scale_subresource:

@@ -185,4 +185,5 @@ def test_json_schema_carries_the_constraints() -> None:
     assert value["x-kubernetes-int-or-string"] is True and value["pattern"] == QUANTITY_PATTERN
     assert defs["ForecastSpec"]["properties"]["maxAge"] == {
         "default": "10m", "description": "a forecast generated longer ago is stale",
-        "pattern": defs["ForecastSpec"]["properties"]["horizon"]["pattern"], "title": "Maxage", "type": "string"}
+        "pattern": defs["ForecastSpec"]["properties"]["horizon"]["pattern"], "title": "Maxage", "type": "string",
+        "maxLength": 64}  # bounded, so the CRD's CEL rules over durations stay within the API server's cost
