@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import ssl
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -75,13 +76,15 @@ class PrometheusLiveMetrics:
     def __init__(self, url: str, *, timeout: float = 2.0, pod_label: str = "pod",
                  namespace_label: str | None = "namespace", transport: httpx.BaseTransport | None = None,
                  headers: Mapping[str, str] | None = None, deadline: float | None = None,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic, verify: str | bool = True):
         """namespace_label: the label holding the pod's namespace (kubernetes_sd relabelling writes
         `namespace`); None where the scrape has no such label (one namespace per Prometheus).
         deadline: seconds one query may take in all (default 2 x timeout): httpx's timeout bounds
         each read, and a server trickling its answer would otherwise stall the sync loop."""
+        # verify: True (system CAs), False, or a CA bundle path for an https Prometheus.
+        tls: ssl.SSLContext | bool = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
         self._http = httpx.Client(base_url=url.rstrip("/"), timeout=timeout, transport=transport,
-                                  headers=dict(headers or {}))
+                                  headers=dict(headers or {}), verify=tls)
         self.pod_label, self.namespace_label = pod_label, namespace_label
         self.url = url.rstrip("/")
         self._deadline = deadline if deadline is not None else 2 * timeout

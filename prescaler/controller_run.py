@@ -35,9 +35,15 @@ def register(app: typer.Typer) -> None:
         prometheus_url: Optional[str] = typer.Option(None, help="Prometheus with the vLLM metrics"),
         forecaster_url: Optional[str] = typer.Option(None, help="the forecaster service, e.g. https://prescaler-forecaster.prescaler.svc"),
         forecaster_ca: Optional[Path] = typer.Option(None, help="CA bundle for the forecaster's serving certificate"),
+        forecaster_token_file: Optional[Path] = typer.Option(
+            None, help="file with the bearer token the forecaster requires (its auth.bearer_token_file); "
+                       "read for every request, so a rotated Secret needs no restart"),
+        prometheus_token_file: Optional[Path] = typer.Option(
+            None, help="file with a bearer token for --prometheus-url (read at start)"),
+        prometheus_ca: Optional[Path] = typer.Option(None, help="CA bundle for an https --prometheus-url"),
         forecaster_config: Optional[Path] = typer.Option(
             None, help="single-binary mode: run the forecaster in this process from this service config "
-                       "(configs/forecaster.yaml) instead of calling --forecaster-url"),
+                       "(configs/forecaster/forecaster.yaml) instead of calling --forecaster-url"),
         metrics_port: int = typer.Option(8080, help="port of /metrics, /healthz, /readyz (0: do not serve)"),
         tick: float = typer.Option(1.0, min=0.05, help="seconds between loop ticks"),
         request_timeout: float = typer.Option(5.0, min=0.1, help="seconds before an API request times out"),
@@ -59,6 +65,19 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"{kubeconfig} does not exist", param_hint="--kubeconfig")
         if forecaster_ca is not None and not forecaster_ca.is_file():
             raise typer.BadParameter(f"{forecaster_ca} does not exist", param_hint="--forecaster-ca")
+        for option, value in (("--forecaster-token-file", forecaster_token_file),
+                              ("--prometheus-token-file", prometheus_token_file), ("--prometheus-ca", prometheus_ca)):
+            if value is not None and not value.is_file():
+                raise typer.BadParameter(f"{value} does not exist", param_hint=option)
+        if forecaster_token_file is not None and not forecaster_url:
+            raise typer.BadParameter("a token is sent to --forecaster-url; give it too",
+                                     param_hint="--forecaster-token-file")
+        prometheus_headers: dict[str, str] = {}
+        if prometheus_token_file is not None:
+            prometheus_token = prometheus_token_file.read_text(encoding="utf-8").strip()
+            if not prometheus_token:
+                raise typer.BadParameter(f"{prometheus_token_file} is empty", param_hint="--prometheus-token-file")
+            prometheus_headers["Authorization"] = f"Bearer {prometheus_token}"
         if forecaster_config is not None and forecaster_url:
             raise typer.BadParameter("give --forecaster-url or --forecaster-config, not both",
                                      param_hint="--forecaster-config")
@@ -68,8 +87,11 @@ def register(app: typer.Typer) -> None:
         kube = KubeClient(api_client_for(kubeconfig=str(kubeconfig) if kubeconfig else None), timeout=request_timeout)
         clients = Clients(
             kube=kube,
-            metrics=PrometheusLiveMetrics(prometheus_url) if prometheus_url else None,
-            forecasts=HttpForecastClient(forecaster_url, verify=str(forecaster_ca) if forecaster_ca else True)
+            metrics=PrometheusLiveMetrics(prometheus_url, headers=prometheus_headers,
+                                          verify=str(prometheus_ca) if prometheus_ca else True)
+            if prometheus_url else None,
+            forecasts=HttpForecastClient(forecaster_url, verify=str(forecaster_ca) if forecaster_ca else True,
+                                         token_file=str(forecaster_token_file) if forecaster_token_file else None)
             if forecaster_url else InProcessForecasts(str(forecaster_config)) if forecaster_config else None,
         )
         metrics = ControllerMetrics()

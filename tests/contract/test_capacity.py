@@ -13,7 +13,7 @@ from controller.policy.capacity import replicas_for_rates
 from controller.policy.spec import CapacitySpec
 from forecaster.contract.capacity import replicas_for_loads, signal_load
 
-# The example config's workload (configs/forecaster.yaml): 4 req/s and 2,500 output tok/s per replica.
+# The example config's workload (configs/forecaster/forecaster.yaml): 4 req/s and 2,500 output tok/s per replica.
 EXAMPLE = {"requests": 4.0, "output_tokens": 2500.0}
 THREE = {"requests": 4.0, "prompt_tokens": 10_000.0, "output_tokens": 3_000.0}
 

@@ -206,3 +206,26 @@ def test_a_live_query_ends_by_its_deadline(behave) -> None:
         assert time.monotonic() - start < 4.0
     finally:
         server.close()
+
+
+def test_the_forecast_token_file_is_read_for_each_request(tmp_path) -> None:
+    """A mounted Secret is updated in place by the kubelet: a rotated token is sent without a restart."""
+    token_file = tmp_path / "token"
+    token_file.write_text("first\n")
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(200, content=_forecast_json())
+
+    client = HttpForecastClient("http://forecaster", token_file=str(token_file), transport=httpx.MockTransport(handler))
+    client.get("chat", horizon_seconds=600, quantiles=[0.9])
+    token_file.write_text("second")
+    client.get("chat", horizon_seconds=600, quantiles=[0.9])
+    assert seen == ["Bearer first", "Bearer second"]
+    token_file.write_text("")
+    with pytest.raises(ForecastUnavailable, match="token file .* is empty"):
+        client.get("chat", horizon_seconds=600, quantiles=[0.9])
+    token_file.unlink()
+    with pytest.raises(ForecastUnavailable, match="cannot read the token file"):
+        client.get("chat", horizon_seconds=600, quantiles=[0.9])

@@ -54,6 +54,13 @@ def dockerfile_entrypoint(dockerfile: Path = ROOT / "Dockerfile") -> list[str]:
     return entry
 
 
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """Kubernetes' $(VAR) expansion of a container's args: a defined variable is replaced, an
+    undefined one is left as written, `$$` is a literal `$`."""
+    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                  lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), text)
+
+
 @dataclass
 class Objects:
     """The rendered objects, looked up by kind, namespace and name."""
@@ -236,10 +243,11 @@ class LocalPod:
         return env
 
     # ---- process -----------------------------------------------------------------------------
-    def command(self) -> list[str]:
+    def command(self, env: Mapping[str, str] | None = None) -> list[str]:
         container = self._container()
         command = container.get("command") or self.entrypoint
-        args = [self.rewrite(str(a)) for a in container.get("args", [])]
+        env = env if env is not None else self._env()
+        args = [self.rewrite(expand(str(a), env)) for a in container.get("args", [])]
         program = shutil.which(command[0], path=str(Path(sys.executable).parent)) or shutil.which(command[0])
         if program is None:
             raise PodSpecError(f"the image's entrypoint {command[0]!r} is not installed here")
@@ -251,7 +259,7 @@ class LocalPod:
         env.setdefault("POD_NAME", self.pod_name)
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log = log.open("wb")
-        self.process = subprocess.Popen(self.command(), env=env, cwd=self.root, stdout=self._log,
+        self.process = subprocess.Popen(self.command(env), env=env, cwd=self.root, stdout=self._log,
                                         stderr=subprocess.STDOUT)
         return self
 

@@ -58,3 +58,18 @@ def test_the_build_context_holds_what_the_wheel_needs() -> None:
         assert f"!{source.rstrip('/')}/" in ignore or f"!{source}" in ignore, f"{source} is excluded from the context"
     # Package data the service reads at run time is inside a copied package.
     assert (ROOT / "forecaster" / "data").is_dir() and "forecaster" in sources
+
+
+def test_the_example_vllm_exposes_the_metrics_its_autoscaler_reads() -> None:
+    """vllm:kv_cache_usage_perc exists from vLLM 0.10 (vllm-project/vllm#18354); 0.6.3 only had
+    vllm:gpu_cache_usage_perc, so the example's KV-cache metric was never found."""
+    examples = ROOT / "configs" / "examples"
+    (deployment,) = [d for d in yaml.safe_load_all((examples / "vllm-deployment.yaml").read_text())
+                     if d and d["kind"] == "Deployment"]
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    major, minor = map(int, re.search(r":v(\d+)\.(\d+)", image).groups())
+    autoscalers = [d for d in yaml.safe_load_all((examples / "predictiveautoscaler.yaml").read_text()) if d]
+    read = {m["pods"]["metric"]["name"] for d in autoscalers for m in d["spec"]["metrics"] if m["type"] == "Pods"}
+    if "vllm:kv_cache_usage_perc" in read:
+        assert (major, minor) >= (0, 10), f"{image} predates vllm:kv_cache_usage_perc"
+    assert not read & {"vllm:gpu_cache_usage_perc"}, "the name vLLM removed (vllm-project/vllm#29330)"

@@ -46,7 +46,7 @@ def test_slice_keeps_exactly_the_overlapping_bins(n, start, length):
 # ---------------------------------------------------------------------------------------------------
 
 NOW = datetime(2025, 1, 18, 12, 3, tzinfo=timezone.utc)
-# The example config's capacity (configs/forecaster.yaml): 4 req/s, 2,500 output tok/s, 0.8, [1, 20].
+# The example config's capacity (configs/forecaster/forecaster.yaml): 4 req/s, 2,500 output tok/s, 0.8, [1, 20].
 EXAMPLE = {"per_replica": {"requests": 4.0, "output_tokens": 2500.0}, "target_utilization": 0.8,
            "min_replicas": 1, "max_replicas": 20}
 

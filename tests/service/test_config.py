@@ -93,7 +93,7 @@ def test_yaml_errors_name_the_line(tmp_path):
 
 
 def test_the_example_config_is_valid_and_paths_resolve():
-    config = load_config(ROOT / "configs" / "forecaster.yaml")
+    config = load_config(ROOT / "configs" / "forecaster" / "forecaster.yaml")
     workload = config.workload("m-small")
     assert workload.metric_labels() == {"workload": "m-small", "model_name": "m-small",
                                         "team": "inference", "namespace": "llm"}
@@ -126,7 +126,8 @@ def test_cli_check_and_errors(tmp_path):
 
     register(app)
     runner = CliRunner()
-    ok = runner.invoke(app, ["forecaster", "serve", "--config", str(ROOT / "configs" / "forecaster.yaml"), "--check"])
+    example = str(ROOT / "configs" / "forecaster" / "forecaster.yaml")
+    ok = runner.invoke(app, ["forecaster", "serve", "--config", example, "--check"])
     assert ok.exit_code == 0, ok.output
     assert "valid (1 workload(s): m-small)" in ok.output
     bad = tmp_path / "bad.yaml"
