@@ -128,6 +128,9 @@ class Controller:
         now = self.clock()
         if self.elector is not None and not self.elector.try_acquire_or_renew():
             self.reconciler.metrics.leader.set(0)
+            # A standby decides nothing: its per-autoscaler series would repeat a stale decision next
+            # to the leader's (two replicas, two different "desired" values on one graph).
+            self.reconciler.metrics.forget_all()
             if self.health:
                 self.health.tick(ready=True)  # a healthy standby is ready
             return []
@@ -155,6 +158,8 @@ class Controller:
         for key in list(self._last_sync):
             if key not in live:
                 del self._last_sync[key]
+                namespace, name = key.split("/", 1)
+                self.reconciler.metrics.forget(namespace, name)  # deleted: none of its series may linger
         if self.health:
             self.health.tick(ready=True)
         return outcomes

@@ -242,6 +242,10 @@ class Reconciler:
             state = PolicyState()
 
         decision, new_state = decide(spec, reactive, predictive, state, now)
+        # Recorded before acting, so that a failed scale patch still shows what each stage asked for.
+        self.metrics.record_decision(pa.namespace, pa.name, spec, decision)
+        self.metrics.record_forecasts(pa.namespace, pa.name, spec, forecasts, observed, now=now,
+                                      lead_seconds=lead_seconds)
         if self.dry_run:
             log.info("%s: [dry-run] %s %d -> %d: %s", pa.key, decision.reason, scale.replicas,
                      decision.desired_replicas, decision.message)
@@ -275,16 +279,9 @@ class Reconciler:
             ctx.set_condition("AbleToScale", "True", "SucceededGetScale", f"read the scale of {target_name}")
         self._finish(ctx, decision=decision, state=new_state)
 
-        m = self.metrics
-        m.desired.labels(pa.namespace, pa.name).set(decision.desired_replicas)
-        m.current.labels(pa.namespace, pa.name).set(scale.replicas)
-        m.record_reason(pa.namespace, pa.name, decision.reason)
-        m.forecast_healthy.labels(pa.namespace, pa.name).set(1 if decision.forecast_healthy else 0)
-        m.lead_time.labels(pa.namespace, pa.name).set(lead_seconds)
-        if forecast_age is not None:
-            m.forecast_age.labels(pa.namespace, pa.name).set(forecast_age)
-        for signal, error in decision.live_error.items():
-            m.live_error.labels(pa.namespace, pa.name, signal).set(error)
+        self.metrics.record_sync(pa.namespace, pa.name, desired=decision.desired_replicas, current=scale.replicas,
+                                 lead_seconds=lead_seconds, forecast_age=forecast_age)
+        self.metrics.record_reason(pa.namespace, pa.name, decision.reason)
         return Outcome(pa.key, decision.reason, decision.desired_replicas, scale.replicas, scaled)
 
     # ---- steps -----------------------------------------------------------------------------
@@ -409,6 +406,8 @@ class Reconciler:
     # ---- status, conditions, events ------------------------------------------------------------
     def _finish(self, ctx: SyncContext, *, decision: Decision | None = None, state: PolicyState | None = None) -> None:
         status, old = ctx.status, ctx.old_conditions
+        if decision is None:  # no decision this sync: no per-autoscaler series may keep its last value
+            self.metrics.forget(ctx.pa.namespace, ctx.pa.name)
         if decision is not None:
             for c in decision.conditions:
                 if c.type == "AbleToScale" and any(x.type == "AbleToScale" and x.reason == "FailedUpdateScale"

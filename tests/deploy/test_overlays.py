@@ -19,12 +19,13 @@ import yaml
 from controller.crd import build_crd
 
 ROOT = Path(__file__).resolve().parents[2]
-OVERLAYS = ("minimal", "keda", "apiservice", "cert-manager")
+OVERLAYS = ("minimal", "keda", "apiservice", "cert-manager", "monitoring")
 # Secrets the pods mount that no overlay creates, and who makes them: the README's commands, or
 # cert-manager in the cert-manager overlay.
 USER_SECRETS = {"prescaler-forecaster-tls", "prescaler-forecaster-token"}
 CUSTOM_KINDS = {"cert-manager.io/v1": {"Issuer", "Certificate"}, "keda.sh/v1alpha1": {"ScaledObject"},
-                "prescaler.dev/v1alpha1": {"PredictiveAutoscaler"}}
+                "prescaler.dev/v1alpha1": {"PredictiveAutoscaler"},
+                "monitoring.coreos.com/v1": {"PodMonitor", "ServiceMonitor", "PrometheusRule"}}
 
 pytestmark = pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with kustomize) is not installed")
 
@@ -67,7 +68,9 @@ def test_the_overlays_add_what_they_say(rendered) -> None:
     assert base <= kinds, base - kinds
     extra = {"minimal": set(), "keda": {("ScaledObject", "m-small")},
              "apiservice": {("APIService", "v1beta1.external.metrics.k8s.io")},
-             "cert-manager": {("Certificate", "prescaler-forecaster"), ("Issuer", "prescaler-ca")}}[overlay]
+             "cert-manager": {("Certificate", "prescaler-forecaster"), ("Issuer", "prescaler-ca")},
+             "monitoring": {("PodMonitor", "prescaler-controller"), ("ServiceMonitor", "prescaler-forecaster"),
+                            ("PrometheusRule", "prescaler"), ("ConfigMap", "prescaler-grafana-dashboard")}}[overlay]
     assert extra <= kinds, extra - kinds
     if overlay == "cert-manager":
         (cert,) = [d for d in docs if d["kind"] == "Certificate" and d["metadata"]["name"] == "prescaler-forecaster"]
