@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
             if prometheus_url else None,
             forecasts=HttpForecastClient(forecaster_url, verify=str(forecaster_ca) if forecaster_ca else True,
                                          token_file=str(forecaster_token_file) if forecaster_token_file else None)
-            if forecaster_url else InProcessForecasts(str(forecaster_config)) if forecaster_config else None,
+            if forecaster_url else InProcessForecasts(str(forecaster_config), kube=kube) if forecaster_config else None,
         )
         metrics = ControllerMetrics()
         reconciler = Reconciler(clients, metrics=metrics, identity=me, dry_run=dry_run)

@@ -7,9 +7,13 @@ protocol (controller.forecast_client), this class implements it over forecaster.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from controller.errors import ForecastUnavailable
 from forecaster.contract import WorkloadForecast
+
+if TYPE_CHECKING:
+    from controller.kube import KubeClient
 
 
 class InProcessForecasts:
@@ -21,11 +25,16 @@ class InProcessForecasts:
     predictive stage abstains).
     """
 
-    def __init__(self, config_path: str, **kwargs):
+    def __init__(self, config_path: str, *, kube: KubeClient | None = None, **kwargs):
+        """`kube`: the controller's own API client, which discovery (`discovery.enabled`) then lists
+        the PredictiveAutoscalers through, so one binary talks to one API server with one identity."""
         from forecaster.service.config import load_config
         from forecaster.service.inprocess import InProcessForecaster
+        from prescaler.discovery import workload_source
 
-        self._forecaster = InProcessForecaster(load_config(config_path), **kwargs).start()
+        config = load_config(config_path)
+        source = workload_source(config, kube=kube)
+        self._forecaster = InProcessForecaster(config, workloads=source, **kwargs).start()
 
     def close(self) -> None:
         self._forecaster.close()

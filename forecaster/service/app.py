@@ -28,11 +28,13 @@ from forecaster.service.state import NotReady, ServiceState, UnknownMetric, Unkn
 
 # Module level: handlers' string annotations (from __future__) must resolve at import time.
 _BEARER = HTTPBearer(auto_error=False, description="configured by auth.bearer_token_file")
-WorkloadName = Annotated[str, Path(description="workload name from the config", max_length=63)]
+WorkloadName = Annotated[str, Path(description="workload name (from the config or a PredictiveAutoscaler)",
+                                    max_length=63)]
 
 
 class WorkloadSummary(BaseModel):
     name: str
+    origin: str | None = None  # "PredictiveAutoscaler llm/m-small", "config workloads[m-small]"
     model_name: str
     namespace: str | None
     labels: dict[str, str]
@@ -49,6 +51,16 @@ class WorkloadSummary(BaseModel):
     forecast_generated_at: datetime | None
     last_retrain: datetime | None
     last_error: str | None
+
+
+class WorkloadSourceStatus(BaseModel):
+    """Where the workloads come from, its last listing, and what it skipped and why."""
+
+    source: str
+    resync_seconds: float | None
+    synced_at: datetime | None
+    error: str | None
+    skipped: dict[str, str]
 
 
 class RetrainAccepted(BaseModel):
@@ -215,7 +227,7 @@ def create_app(state: ServiceState, *, token: str | None = None,
 
     @app.exception_handler(NotReady)
     async def _not_ready(request: Request, error: NotReady) -> JSONResponse:
-        retry = str(max(1, int(min(w.interval.total_seconds() for w in state.config.workloads))))
+        retry = str(max(1, int(min((w.interval.total_seconds() for w in state.workloads()), default=5))))
         body = (em.status_error(503, "ServiceUnavailable", str(error)) if _is_k8s(request)
                 else {"detail": str(error)})
         return JSONResponse(body, status_code=503, headers={"Retry-After": retry})
@@ -240,13 +252,21 @@ def create_app(state: ServiceState, *, token: str | None = None,
         return JSONResponse(Health(status="not ready", detail=detail).model_dump(mode="json"),
                             status_code=503, headers={"Retry-After": "5"})
 
+    aged: set[str] = set()  # workloads with a forecast_age series
+
     @app.get("/metrics", response_class=PlainTextResponse, tags=["health"])
     async def prometheus_metrics() -> PlainTextResponse:
         now = state.clock()
+        current = set()
         for name in state.scheduler.workloads:
             entry = state.cache.get(name)
             if entry is not None:
                 metrics.forecast_age.labels(name).set((now - entry.generated_at).total_seconds())
+                current.add(name)
+        for name in aged - current:  # no longer served (discovery): no series frozen at its last age
+            metrics.forecast_age.remove(name)
+        aged.clear()
+        aged.update(current)
         return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     # --- /v1 ---------------------------------------------------------------------------------
@@ -259,10 +279,10 @@ def create_app(state: ServiceState, *, token: str | None = None,
 
     def summary(name: str) -> WorkloadSummary:
         w = state.workload(name)
-        s = state.scheduler.workloads[name]
+        s = state.scheduler.workloads[name]  # the same event-loop turn: the set cannot change between
         entry = state.cache.get(name)
         return WorkloadSummary(
-            name=w.name, model_name=w.model_name, namespace=w.namespace, labels=w.labels,
+            name=w.name, origin=s.origin, model_name=w.model_name, namespace=w.namespace, labels=w.labels,
             signals=list(w.signals), quantile=w.quantile, served_quantiles=list(w.served_quantiles),
             lead_time_seconds=w.lead_time.total_seconds(), interval_seconds=w.interval.total_seconds(),
             step_seconds=w.bin_seconds, max_horizon_seconds=w.max_horizon.total_seconds(),
@@ -274,7 +294,15 @@ def create_app(state: ServiceState, *, token: str | None = None,
 
     @v1.get("/workloads", response_model=list[WorkloadSummary], tags=["workloads"])
     async def list_workloads() -> list[WorkloadSummary]:
-        return [summary(w.name) for w in state.config.workloads]
+        return [summary(w.name) for w in state.workloads()]
+
+    @v1.get("/workload-source", response_model=WorkloadSourceStatus, tags=["workloads"])
+    async def workload_source() -> WorkloadSourceStatus:
+        """Where the workloads come from (the config, or the PredictiveAutoscalers), and each object
+        that is not served with the reason (the object and its field)."""
+        status = state.scheduler.source_status
+        return WorkloadSourceStatus(source=status.description, resync_seconds=status.resync_seconds,
+                                    synced_at=status.synced_at, error=status.error, skipped=dict(status.skipped))
 
     @v1.get("/workloads/{name}", response_model=WorkloadSummary, tags=["workloads"], responses=not_found)
     async def get_workload(name: WorkloadName) -> WorkloadSummary:
@@ -369,15 +397,16 @@ def create_app(state: ServiceState, *, token: str | None = None,
     async def external_metric(namespace: Annotated[str, Path(max_length=253)],
                         metric: Annotated[str, Path(max_length=253)],
                         labelSelector: Annotated[str | None, Query(max_length=1000)] = None):  # noqa: N803
-        if metric not in state.metric_names:
-            raise UnknownMetric(f"unknown external metric {metric!r}; known: {', '.join(state.metric_names)}")
+        known = state.metric_names
+        if metric not in known:
+            raise UnknownMetric(f"unknown external metric {metric!r}; known: {', '.join(known)}")
         try:
             requirements = em.parse_selector(labelSelector)
         except em.SelectorError as error:
             return JSONResponse(em.status_error(400, "BadRequest", str(error)), status_code=400)
         now = state.clock()
         items = []
-        for w in state.config.workloads:
+        for w in state.workloads():
             if w.namespace is not None and w.namespace != namespace:
                 continue
             labels = w.metric_labels()

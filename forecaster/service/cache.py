@@ -38,6 +38,10 @@ class ForecastCache:
     def put(self, workload: str, entry: CachedForecast) -> None:
         self._entries[workload] = entry  # one reference swap: atomic for readers under the GIL
 
+    def remove(self, workload: str) -> None:
+        """Forget a workload's forecast (it is no longer served, or its settings changed what it covers)."""
+        self._entries.pop(workload, None)  # one operation: atomic for readers under the GIL
+
 
 def frame_to_forecast(
     frame: pd.DataFrame, *, workload: str, signal: str, model: str, version: str | None,

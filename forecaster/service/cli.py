@@ -1,15 +1,28 @@
-"""`prescaler forecaster serve --config configs/forecaster.yaml`.
+"""`prescaler forecaster serve --config configs/forecaster/forecaster.yaml`.
 
 Adds `serve` to the `forecaster` command group when another module has already registered that
 group (forecaster.cli), and creates the group otherwise, so the two modules can register in either
 order. Heavy imports happen inside the command.
+
+The composition root (prescaler/cli.py) registers the command with `workload_source`, the factory
+of the PredictiveAutoscaler source (prescaler.discovery.workload_source): discovery reads the
+objects through the controller's client, and this package imports neither controller/ nor
+prescaler/. Registered without it, `serve` refuses a config with `discovery.enabled`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from forecaster.service.config import ServiceConfig
+    from forecaster.service.workloads import WorkloadSource
+
+    WorkloadSourceFactory = Callable[[ServiceConfig], WorkloadSource]
 
 
 def _forecaster_group(app: typer.Typer) -> typer.Typer:
@@ -21,7 +34,24 @@ def _forecaster_group(app: typer.Typer) -> typer.Typer:
     return group
 
 
-def register(app: typer.Typer) -> None:
+def describe(config: ServiceConfig) -> str:
+    """What `--check` says of a valid config: its workloads, or what discovery will read."""
+    from forecaster.contract.durations import format_go
+
+    names = ", ".join(w.name for w in config.workloads)
+    if not config.discovery.enabled:
+        return f"{len(config.workloads)} workload(s): {names}"
+    d = config.discovery
+    where = f"namespace(s) {', '.join(d.namespaces)}" if d.namespaces else "all namespaces"
+    # api_client_for's rule (controller.kube): the kubeconfig given, else the pod's service account.
+    through = (f"kubeconfig {d.kubeconfig}" if d.kubeconfig is not None
+               else "the pod's service account (outside a pod: ~/.kube/config)")
+    overrides = f"; {len(config.workloads)} override(s): {names}" if config.workloads else "; no overrides"
+    return (f"workloads from the PredictiveAutoscalers in {where}, listed every {format_go(d.resync.total_seconds())} "
+            f"through {through}{overrides}")
+
+
+def register(app: typer.Typer, *, workload_source: WorkloadSourceFactory | None = None) -> None:
     group = _forecaster_group(app)
 
     @group.command("serve")
@@ -40,9 +70,20 @@ def register(app: typer.Typer) -> None:
             typer.echo(str(error), err=True)
             raise typer.Exit(2) from None
         if check:
-            names = ", ".join(w.name for w in cfg.workloads)
-            typer.echo(f"{config}: valid ({len(cfg.workloads)} workload(s): {names})")
+            typer.echo(f"{config}: valid ({describe(cfg)})")
             return
+        import logging
+
         from forecaster.service.server import serve
 
-        serve(cfg, log_level=log_level)
+        # The service's own log (workloads served, skipped with their reason) at uvicorn's level;
+        # uvicorn's "trace", finer than any logging level, logs everything.
+        level = getattr(logging, log_level.upper(), logging.DEBUG)
+        logging.basicConfig(level=level if isinstance(level, int) else logging.DEBUG,
+                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        try:
+            source = workload_source(cfg) if workload_source is not None else None
+            serve(cfg, log_level=log_level, workloads=source)
+        except ConfigError as error:
+            typer.echo(f"{config}: {error}", err=True)
+            raise typer.Exit(2) from None

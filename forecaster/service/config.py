@@ -3,6 +3,12 @@
 Every field is validated here, so a bad config fails at start-up with the file, the field path and
 what is wrong (`workloads.0.capacity.max_replicas: 2 must be >= min_replicas (3)`), never later
 inside a request handler.
+
+The workloads come from the `workloads:` list, or, with `discovery.enabled`, from the
+PredictiveAutoscalers in the cluster (prescaler.discovery), each entry of `workloads:` then being an
+override of the discovered workload of its name (forecaster.service.workloads merges them). So an
+entry is a `WorkloadOverride`, every field optional but checked as `WorkloadSettings` checks it; without
+discovery every entry must also be a complete `WorkloadSettings`, and is refused at load otherwise.
 """
 
 from __future__ import annotations
@@ -10,15 +16,18 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -28,7 +37,7 @@ from forecaster.contract.capacity import Combine
 from forecaster.contract.durations import parse_timedelta
 from forecaster.errors import ForecasterError
 from forecaster.prometheus.config import PrometheusConfig
-from forecaster.series import SUPPORTED_BIN_SECONDS, bin_seconds
+from forecaster.series import bin_seconds
 
 
 class ConfigError(ForecasterError, ValueError):
@@ -83,39 +92,124 @@ class SignalSettings(_Strict):
         return value
 
 
+# --- field checks shared by the complete models and their overrides ------------------------------
+# One function per rule, attached to both WorkloadSettings and WorkloadOverride through Annotated
+# types, so an override is refused for exactly what would make the complete workload invalid.
+
+
+def _refuse_old_spelling(data: object) -> object:
+    # One spelling across the project (the CRD's targetUtilization): say so, not "extra input".
+    if isinstance(data, dict) and "target_utilisation" in data:
+        raise ValueError(
+            f"target_utilisation ({data['target_utilisation']!r}) is spelt target_utilization; rename the key"
+        )
+    return data
+
+
+def _positive_rates(value: dict[Signal, float]) -> dict[Signal, float]:
+    if not value:
+        raise ValueError("per_replica needs at least one signal")
+    bad = {k: v for k, v in value.items() if not v > 0}
+    if bad:
+        raise ValueError(f"per_replica rates must be > 0, got {bad}")
+    return value
+
+
+def _dns_label(value: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ValueError(f"{value!r} must be a DNS-1123 label (lower case, digits, '-', <= 63)")
+    return value
+
+
+def _model_name(value: str) -> str:
+    if len(value) > 63 or not _LABEL_VALUE.match(value):
+        raise ValueError(f"model_name {value!r} must be a valid Kubernetes label value")
+    return value
+
+
+def _labels(value: dict[str, str]) -> dict[str, str]:
+    for key, val in value.items():
+        if not _LABEL_KEY.match(key):
+            raise ValueError(f"label key {key!r} is not a valid Kubernetes label key")
+        if len(val) > 63 or not _LABEL_VALUE.match(val):
+            raise ValueError(f"label {key}={val!r}: value is not a valid Kubernetes label value")
+        if key in ("workload", "model_name", "namespace"):
+            raise ValueError(f"label {key!r} is set by the service; do not configure it")
+    return value
+
+
+def _some_signal(value: dict[Signal, SignalSettings]) -> dict[Signal, SignalSettings]:
+    if not value:
+        raise ValueError(f"signals needs at least one of {', '.join(SIGNALS)}")
+    return value
+
+
+def _quantile(value: float) -> float:
+    quantile_key(value)
+    return value
+
+
+def _quantiles(value: list[float]) -> list[float]:
+    for q in value:
+        quantile_key(q)
+    return value
+
+
+def _model(value: str) -> str:
+    from forecaster.estimators import ESTIMATORS
+
+    if value != "auto" and value not in ESTIMATORS:
+        raise ValueError(f"model {value!r} is neither 'auto' nor one of {', '.join(ESTIMATORS)}")
+    return value
+
+
+def _candidates(value: list[str]) -> list[str]:
+    from forecaster.estimators import available
+
+    try:
+        return available(value)
+    except KeyError as error:  # pydantic reports only ValueError/AssertionError as field errors
+        raise ValueError(error.args[0]) from None
+
+
+def _bin(value: timedelta) -> timedelta:
+    bin_seconds(value)  # raises naming the supported bins
+    return value
+
+
+PerReplica = Annotated[dict[Signal, float], AfterValidator(_positive_rates)]
+Utilization = Annotated[float, Field(gt=0.0, le=1.0)]
+MinReplicas = Annotated[int, Field(ge=0)]
+MaxReplicas = Annotated[int, Field(ge=1)]
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+ModelName = Annotated[str, AfterValidator(_model_name)]
+Labels = Annotated[dict[str, str], AfterValidator(_labels)]
+Signals = Annotated[dict[Signal, SignalSettings], AfterValidator(_some_signal)]
+Quantile = Annotated[float, AfterValidator(_quantile)]
+Quantiles = Annotated[list[float], AfterValidator(_quantiles)]
+Model = Annotated[str, AfterValidator(_model)]
+Candidates = Annotated[list[str], AfterValidator(_candidates)]
+Bin = Annotated[Duration, AfterValidator(_bin)]
+
+
 class CapacitySettings(_Strict):
     """The capacity model, the controller's (forecaster.contract.capacity, configs/capacity.md):
     replicas = ceil(max over signals of rate / per_replica / target_utilization), or the sum with
     `combine: Sum`, within [min_replicas, max_replicas]."""
 
-    per_replica: dict[Signal, float] = Field(description="sustainable rate per replica, per second")
-    target_utilization: float = Field(default=0.8, gt=0.0, le=1.0)
+    per_replica: PerReplica = Field(description="sustainable rate per replica, per second")
+    target_utilization: Utilization = 0.8
     combine: Combine = Field(
         default="Max", description="how the signals' loads combine: Max (rates measured together, at the SLO, "
         "with the workload's mix) or Sum (each rate measured alone); see configs/capacity.md",
     )
-    min_replicas: int = Field(default=1, ge=0)
-    max_replicas: int = Field(default=10, ge=1)
+    min_replicas: MinReplicas = 1
+    max_replicas: MaxReplicas = 10
 
     @model_validator(mode="before")
     @classmethod
     def _old_spelling(cls, data: object) -> object:
-        # One spelling across the project (the CRD's targetUtilization): say so, not "extra input".
-        if isinstance(data, dict) and "target_utilisation" in data:
-            raise ValueError(
-                f"target_utilisation ({data['target_utilisation']!r}) is spelt target_utilization; rename the key"
-            )
-        return data
-
-    @field_validator("per_replica")
-    @classmethod
-    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
-        if not value:
-            raise ValueError("per_replica needs at least one signal")
-        bad = {k: v for k, v in value.items() if not v > 0}
-        if bad:
-            raise ValueError(f"per_replica rates must be > 0, got {bad}")
-        return value
+        return _refuse_old_spelling(data)
 
     @model_validator(mode="after")
     def _bounds(self) -> "CapacitySettings":
@@ -127,96 +221,25 @@ class CapacitySettings(_Strict):
 
 
 class WorkloadSettings(_Strict):
-    name: str
-    model_name: str = Field(description="vLLM's model_name label of this workload")
-    namespace: str | None = Field(default=None, description="only answer external metrics here")
-    labels: dict[str, str] = Field(default_factory=dict, description="extra labels for labelSelector")
-    signals: dict[Signal, SignalSettings]
-    model: str = Field(default="auto", description="'auto' (select by backtest) or an estimator name")
-    candidates: list[str] = Field(
+    name: DnsLabel
+    model_name: ModelName = Field(description="vLLM's model_name label of this workload")
+    namespace: DnsLabel | None = Field(default=None, description="only answer external metrics here")
+    labels: Labels = Field(default_factory=dict, description="extra labels for labelSelector")
+    signals: Signals
+    model: Model = Field(default="auto", description="'auto' (select by backtest) or an estimator name")
+    candidates: Candidates = Field(
         default_factory=lambda: ["seasonal_naive_daily", "seasonal_naive_weekly", "holt_winters", "gbm"],
         description="models 'auto' chooses among (baselines are always included)",
     )
-    quantile: float = 0.9
-    quantiles: list[float] = Field(default_factory=lambda: list(DEFAULT_QUANTILES))
-    bin: Duration = timedelta(minutes=10)
+    quantile: Quantile = 0.9
+    quantiles: Quantiles = Field(default_factory=lambda: list(DEFAULT_QUANTILES))
+    bin: Bin = timedelta(minutes=10)
     lead_time: Duration = timedelta(minutes=5)
     interval: Duration = timedelta(minutes=1)
     retrain_interval: Duration = timedelta(hours=6)
     max_horizon: Duration = timedelta(hours=24)
     backtest_window: Duration = timedelta(days=2)
     capacity: CapacitySettings
-
-    @field_validator("name", "namespace")
-    @classmethod
-    def _dns(cls, value: str | None) -> str | None:
-        if value is not None and (len(value) > 63 or not _DNS_LABEL.match(value)):
-            raise ValueError(f"{value!r} must be a DNS-1123 label (lower case, digits, '-', <= 63)")
-        return value
-
-    @field_validator("model_name")
-    @classmethod
-    def _label_value(cls, value: str) -> str:
-        if len(value) > 63 or not _LABEL_VALUE.match(value):
-            raise ValueError(f"model_name {value!r} must be a valid Kubernetes label value")
-        return value
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, val in value.items():
-            if not _LABEL_KEY.match(key):
-                raise ValueError(f"label key {key!r} is not a valid Kubernetes label key")
-            if len(val) > 63 or not _LABEL_VALUE.match(val):
-                raise ValueError(f"label {key}={val!r}: value is not a valid Kubernetes label value")
-            if key in ("workload", "model_name", "namespace"):
-                raise ValueError(f"label {key!r} is set by the service; do not configure it")
-        return value
-
-    @field_validator("signals")
-    @classmethod
-    def _some_signal(cls, value: dict[str, SignalSettings]) -> dict[str, SignalSettings]:
-        if not value:
-            raise ValueError(f"signals needs at least one of {', '.join(SIGNALS)}")
-        return value
-
-    @field_validator("quantile")
-    @classmethod
-    def _quantile(cls, value: float) -> float:
-        quantile_key(value)
-        return value
-
-    @field_validator("quantiles")
-    @classmethod
-    def _quantiles(cls, value: list[float]) -> list[float]:
-        for q in value:
-            quantile_key(q)
-        return value
-
-    @field_validator("model")
-    @classmethod
-    def _model(cls, value: str) -> str:
-        from forecaster.estimators import ESTIMATORS
-
-        if value != "auto" and value not in ESTIMATORS:
-            raise ValueError(f"model {value!r} is neither 'auto' nor one of {', '.join(ESTIMATORS)}")
-        return value
-
-    @field_validator("candidates")
-    @classmethod
-    def _candidates(cls, value: list[str]) -> list[str]:
-        from forecaster.estimators import available
-
-        try:
-            return available(value)
-        except KeyError as error:  # pydantic reports only ValueError/AssertionError as field errors
-            raise ValueError(error.args[0]) from None
-
-    @field_validator("bin")
-    @classmethod
-    def _bin(cls, value: timedelta) -> timedelta:
-        bin_seconds(value)  # raises naming the supported bins
-        return value
 
     @model_validator(mode="after")
     def _cross(self) -> "WorkloadSettings":
@@ -257,6 +280,72 @@ class WorkloadSettings(_Strict):
         if self.namespace is not None:
             labels["namespace"] = self.namespace
         return labels
+
+
+class CapacityOverride(_Strict):
+    """CapacitySettings with every field optional: the fields given replace the discovered ones."""
+
+    per_replica: PerReplica | None = None
+    target_utilization: Utilization | None = None
+    combine: Combine | None = None
+    min_replicas: MinReplicas | None = None
+    max_replicas: MaxReplicas | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_spelling(cls, data: object) -> object:
+        return _refuse_old_spelling(data)
+
+
+class WorkloadOverride(_Strict):
+    """An entry of `workloads:`: WorkloadSettings with every field but `name` optional.
+
+    Without discovery it must be complete (ServiceConfig checks it); with discovery, the fields it
+    sets win over those of the PredictiveAutoscaler that names the same workload, field by field
+    (mappings such as `capacity`, `signals` and `labels` key by key; see `merged`). An entry that
+    no PredictiveAutoscaler names is served on its own when complete.
+    """
+
+    name: DnsLabel
+    model_name: ModelName | None = None
+    namespace: DnsLabel | None = None
+    labels: Labels | None = None
+    signals: Signals | None = None
+    model: Model | None = None
+    candidates: Candidates | None = None
+    quantile: Quantile | None = None
+    quantiles: Quantiles | None = None
+    bin: Bin | None = None
+    lead_time: Duration | None = None
+    interval: Duration | None = None
+    retrain_interval: Duration | None = None
+    max_horizon: Duration | None = None
+    backtest_window: Duration | None = None
+    capacity: CapacityOverride | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The fields this entry sets (an explicit null counts as not set: nothing to override with)."""
+        return self.model_dump(exclude_none=True)
+
+    def merged(self, base: dict[str, Any] | None = None) -> dict[str, Any]:
+        """`base` (WorkloadSettings fields) with this entry's fields over it: mappings merge key by
+        key, everything else is replaced."""
+        return deep_merge(base or {}, self.fields())
+
+    def settings(self, base: dict[str, Any] | None = None) -> WorkloadSettings:
+        """The complete workload (ValidationError when `base` and this entry leave it incomplete)."""
+        return WorkloadSettings.model_validate(self.merged(base))
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """A new dict: `over`'s keys win; where both hold a mapping, the mappings are merged the same way."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 class AuthSettings(_Strict):
@@ -302,38 +391,84 @@ class RetentionSettings(_Strict):
     )
 
 
+class DiscoverySettings(_Strict):
+    """Serve the workloads the cluster's PredictiveAutoscalers describe (their `forecast` and
+    `capacity` sections), listed again every `resync`; prescaler.discovery reads them."""
+
+    enabled: bool = False
+    namespaces: list[DnsLabel] = Field(
+        default_factory=list, description="namespaces to read PredictiveAutoscalers from; empty: all",
+    )
+    resync: Duration = Field(
+        default=timedelta(seconds=30),
+        description="how often the PredictiveAutoscalers are listed again: an added, changed or deleted "
+                    "one is served, updated or dropped by then",
+    )
+    kubeconfig: Path | None = Field(
+        default=None,
+        description="kubeconfig file of the API server; omit for the pod's service account in a pod "
+                    "(KUBERNETES_SERVICE_HOST set), else ~/.kube/config",
+    )
+    request_timeout: Duration = Field(default=timedelta(seconds=10), description="each API request's limit")
+
+    @field_validator("namespaces")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        dupes = sorted({n for n in value if value.count(n) > 1})
+        if dupes:
+            raise ValueError(f"namespaces lists {dupes} more than once")
+        return value
+
+
 class ServiceConfig(_Strict):
     # forecaster.prometheus's own settings model (URL, bearer token or basic auth, TLS, retries).
     prometheus: PrometheusConfig | None = None
     history: HistorySettings = HistorySettings()
     registry_dir: Path = Path("models")
     retention: RetentionSettings = RetentionSettings()
-    workloads: list[WorkloadSettings]
+    # Before `workloads`: its validator reads whether discovery is on.
+    discovery: DiscoverySettings = DiscoverySettings()
+    workloads: list[WorkloadOverride] = Field(
+        default_factory=list,
+        description="the workloads (complete entries); with discovery, overrides of the discovered ones by name",
+    )
     auth: AuthSettings = AuthSettings()
     tls: TLSSettings | None = None
     bind: BindSettings = BindSettings()
     workers: int = Field(default=1, ge=1, le=64, description="training worker processes")
 
+    @field_validator("workloads")
+    @classmethod
+    def _complete_without_discovery(cls, value: list[WorkloadOverride],
+                                    info: ValidationInfo) -> list[WorkloadOverride]:
+        discovery = info.data.get("discovery")  # absent when it failed its own validation
+        if discovery is not None and not discovery.enabled:
+            # Raised as is, the errors keep their paths under `workloads` (workloads.0.capacity...).
+            _COMPLETE.validate_python([w.fields() for w in value])
+        return value
+
     @model_validator(mode="after")
     def _cross(self) -> "ServiceConfig":
-        if not self.workloads:
-            raise ValueError("workloads must list at least one workload")
+        if not self.workloads and not self.discovery.enabled:
+            raise ValueError("workloads must list at least one workload (or set discovery.enabled)")
         names = [w.name for w in self.workloads]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"workload names must be unique; repeated: {dupes}")
         if self.history.source == "prometheus" and self.prometheus is None:
             raise ValueError("history.source is 'prometheus' but no prometheus section is given")
-        for w in self.workloads:
-            if w.bin_seconds not in SUPPORTED_BIN_SECONDS:  # pragma: no cover - checked per field
-                raise ValueError(f"workload {w.name}: bin {w.bin} unsupported")
         return self
 
     def workload(self, name: str) -> WorkloadSettings:
+        """The complete workload `name` of the `workloads:` list (KeyError if it is not there;
+        ValidationError if it is an override that needs its PredictiveAutoscaler)."""
         for w in self.workloads:
             if w.name == name:
-                return w
+                return w.settings()
         raise KeyError(name)
+
+
+_COMPLETE = TypeAdapter(list[WorkloadSettings])
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:
@@ -389,6 +524,8 @@ def _resolve_paths(config: ServiceConfig, base: Path) -> ServiceConfig:
         updates["auth"] = config.auth.model_copy(
             update={"bearer_token_file": fix(config.auth.bearer_token_file)}
         )
+    if config.discovery.kubeconfig is not None:
+        updates["discovery"] = config.discovery.model_copy(update={"kubeconfig": fix(config.discovery.kubeconfig)})
     if config.tls is not None:
         updates["tls"] = config.tls.model_copy(update={
             "cert_file": fix(config.tls.cert_file), "key_file": fix(config.tls.key_file),

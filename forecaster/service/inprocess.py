@@ -19,6 +19,7 @@ from forecaster.errors import ForecasterError
 from forecaster.service.cache import slice_forecast
 from forecaster.service.config import ServiceConfig
 from forecaster.service.server import build_service
+from forecaster.service.workloads import WorkloadSource
 
 
 class InProcessUnavailable(ForecasterError):
@@ -27,8 +28,10 @@ class InProcessUnavailable(ForecasterError):
 
 class InProcessForecaster:
     def __init__(self, config: ServiceConfig, *, clock: Clock = system_clock,
-                 executor: Executor | None = None, poll_seconds: float = 1.0):
-        self._service = build_service(config, clock=clock, executor=executor, run_scheduler=False)
+                 executor: Executor | None = None, poll_seconds: float = 1.0,
+                 workloads: WorkloadSource | None = None):
+        self._service = build_service(config, clock=clock, executor=executor, run_scheduler=False,
+                                      workloads=workloads)
         self._poll_seconds = poll_seconds
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None

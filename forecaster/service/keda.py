@@ -63,12 +63,13 @@ class ExternalScaler(pb_grpc.ExternalScalerServicer):
         if not workload:
             raise ScalerMetadataError("scalerMetadata.workload is required")
         metric = metadata.get("metric") or DESIRED_REPLICAS
-        self.state.workload(workload)
+        # One reading of the workload: the set may change (discovery) while this thread answers.
+        settings = self.state.workload(workload)
         signal = signal_of(metric)
-        if metric not in self.state.metric_names:
-            raise UnknownMetric(f"scalerMetadata.metric {metric!r} is unknown; known: "
-                                f"{', '.join(self.state.metric_names)}")
-        if signal is not None and signal not in self.state.workload(workload).signals:
+        known = self.state.metric_names
+        if metric not in known:
+            raise UnknownMetric(f"scalerMetadata.metric {metric!r} is unknown; known: {', '.join(known)}")
+        if signal is not None and signal not in settings.signals:
             raise UnknownMetric(f"workload {workload!r} has no signal {signal!r}")
         return workload, metric, metadata
 

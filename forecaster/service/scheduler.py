@@ -4,6 +4,12 @@ The event loop never fits or backtests: `tick()` reads the clock, submits due re
 pool and awaits their futures, and only swaps references when a result comes back. Forecast
 refreshes (one cheap `predict(history=...)` per signal) run in a thread. Tests drive `tick()` with
 a fake clock; `run()` calls it on a real timer.
+
+The set of workloads comes from a WorkloadSource (forecaster.service.workloads) and may change at
+each resync: a new workload is restored from the registry or trained, a changed one retrains when a
+field its models depend on changed (`RETRAIN_FIELDS`), a removed one stops being served. The
+`workloads` mapping is replaced whole, never changed in place, so the gRPC threads that read it
+never see it change size under them.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,10 +35,20 @@ from forecaster.service.config import ServiceConfig, WorkloadSettings
 from forecaster.service.decisions import DecisionLog, read_decisions
 from forecaster.service.history import HistorySource, floor_time
 from forecaster.service.retrain import Job, JobResult, Outcome, RetrainDecision, objective_name, run_job
+from forecaster.service.workloads import StaticWorkloads, WorkloadListing, WorkloadSource, WorkloadSourceError
 
-__all__ = ["Scheduler", "Serving", "WorkloadState", "read_decisions"]
+__all__ = ["Scheduler", "Serving", "SourceStatus", "WorkloadState", "read_decisions"]
 
 log = logging.getLogger("prescaler.forecaster.service")
+
+# What a serving model depends on: a change of any retrains at once (the models serve meanwhile).
+# The others apply at the next refresh or read (capacity, lead time, interval: external metrics and
+# KEDA compute with the settings of the moment) or at the next scheduled retrain (retrain_interval).
+RETRAIN_FIELDS = ("signals", "model", "candidates", "bin", "model_name", "backtest_window", "quantile")
+# What the cached forecast was computed for: a change drops it, so nothing answers from a forecast of
+# other signals, another grid or without the quantile now asked for (503 until the next refresh).
+FORECAST_FIELDS = ("signals", "bin", "model_name", "quantile", "quantiles")
+
 
 @dataclass
 class Serving:
@@ -41,8 +57,21 @@ class Serving:
 
 
 @dataclass
+class SourceStatus:
+    """The workload source's last reading, for /v1/workload-source and readiness."""
+
+    description: str
+    resync_seconds: float | None
+    synced_at: datetime | None = None  # the last successful listing; None: never listed yet
+    attempted_at: datetime | None = None
+    error: str | None = None  # the last listing's error: the set listed before keeps serving
+    skipped: dict[str, str] = field(default_factory=dict)  # origin -> reason
+
+
+@dataclass
 class WorkloadState:
     settings: WorkloadSettings
+    origin: str | None = None  # where the settings came from ("PredictiveAutoscaler llm/m-small")
     serving: dict[str, Serving] = field(default_factory=dict)  # signal -> model
     last_retrain: datetime | None = None
     last_refresh: datetime | None = None
@@ -70,6 +99,7 @@ class Scheduler:
         registry: Registry | None = None,
         decisions_log: DecisionLog | Path | None = None,
         max_decisions: int = 1000,
+        source: WorkloadSource | None = None,
     ):
         self.config = config
         self.registry = registry if registry is not None else Registry(config.registry_dir)
@@ -80,12 +110,18 @@ class Scheduler:
         self.on_decision = on_decision
         self.decisions_log = DecisionLog(decisions_log) if isinstance(decisions_log, Path) else decisions_log
         self.decisions: deque[RetrainDecision] = deque(maxlen=max_decisions)
-        self.workloads = {w.name: WorkloadState(w) for w in config.workloads}
+        self.source: WorkloadSource = source if source is not None else StaticWorkloads(config)
+        resync = self.source.resync
+        self.source_status = SourceStatus(self.source.description,
+                                          resync.total_seconds() if resync is not None else None)
+        # Filled by sync_workloads() (start-up) and resync() (each tick when due); replaced whole.
+        self.workloads: dict[str, WorkloadState] = {}
+        self._restore_added = False  # after restore(): a workload that appears later is restored too
         self._tasks: set[asyncio.Task] = set()
 
     # --- requests from the API -------------------------------------------------------------
     def request_retrain(self, name: str) -> bool:
-        """Queue a retrain for the next tick; False if one is already running."""
+        """Queue a retrain for the next tick; False if one is already running (KeyError: unknown)."""
         state = self.workloads[name]
         already = state.retraining or state.retrain_requested
         state.retrain_requested = True
@@ -116,22 +152,32 @@ class Scheduler:
                 log.info("removed %d leftover temp dir(s) from %s", len(removed), self.registry.root)
         now = self.clock()
         for state in self.workloads.values():
-            w = state.settings
-            restored: list[ModelCard] = []
-            for signal in w.signals:
-                card = self._restore_signal(state, signal, now)
-                if card is not None:
-                    restored.append(card)
-            if restored and state.ready:
-                state.retrain_requested = False
-                state.last_retrain = min(min(c.created_at for c in restored), now)
+            for decision in self._restore_state(state, now):
+                self._record(decision)
+        self._restore_added = True
 
-    def _restore_signal(self, state: WorkloadState, signal: str, now: datetime) -> ModelCard | None:
+    def _restore_state(self, state: WorkloadState, now: datetime) -> list[RetrainDecision]:
+        """Serve the registry's latest good model of each signal of `state` (file reads: the caller
+        runs it before the state is published, so nothing reads it meanwhile). The decisions are
+        returned, for the caller to record on the event loop."""
+        decisions: list[RetrainDecision] = []
+        restored: list[ModelCard] = []
+        for signal in state.settings.signals:
+            card = self._restore_signal(state, signal, now, decisions)
+            if card is not None:
+                restored.append(card)
+        if restored and state.ready:
+            state.retrain_requested = False
+            state.last_retrain = min(min(c.created_at for c in restored), now)
+        return decisions
+
+    def _restore_signal(self, state: WorkloadState, signal: str, now: datetime,
+                        decisions: list[RetrainDecision]) -> ModelCard | None:
         w = state.settings
         objective = objective_name(w)[0]
 
         def record(outcome: Outcome, reason: str, card: ModelCard | None = None) -> None:
-            self._record(RetrainDecision(
+            decisions.append(RetrainDecision(
                 at=now, workload=w.name, signal=signal, outcome=outcome,
                 candidate=card.model if card else None, candidate_score=None, serving=None,
                 serving_score=None, objective=objective, reason=reason, seconds=0.0,
@@ -157,10 +203,112 @@ class Scheduler:
         record("restored", reason, card)
         return card
 
+    # --- the set of workloads ---------------------------------------------------------------------
+    def sync_workloads(self) -> None:
+        """List the source and apply it, blocking: at start-up, before the event loop runs."""
+        now = self.clock()
+        try:
+            listing = self._load(now)
+        except WorkloadSourceError:
+            return
+        added = [self._new_state(name, listing, now) for name in self._added(listing)]
+        self._commit(listing, added, now)
+
+    async def resync(self, now: datetime) -> None:
+        """List the source (in a thread) and apply it; on an error the current set keeps serving."""
+        try:
+            listing = await asyncio.to_thread(self._load, now)
+        except WorkloadSourceError:
+            return
+        names = self._added(listing)
+        added = await asyncio.to_thread(lambda: [self._new_state(n, listing, now) for n in names])
+        self._commit(listing, added, now)
+
+    def resync_due(self, now: datetime) -> bool:
+        resync, attempted = self.source.resync, self.source_status.attempted_at
+        return resync is not None and (attempted is None or now - attempted >= resync)
+
+    def _load(self, now: datetime) -> WorkloadListing:
+        status = self.source_status
+        status.attempted_at = now
+        try:
+            listing = self.source.load()
+        except WorkloadSourceError as error:
+            if str(error) != status.error:  # once per distinct error, not at every resync
+                log.warning("listing %s failed, serving the %d workload(s) listed before: %s",
+                            self.source.description, len(self.workloads), error)
+            status.error = str(error)
+            raise
+        if status.error is not None:
+            log.info("listing %s works again", self.source.description)
+        status.error = None
+        return listing
+
+    def _added(self, listing: WorkloadListing) -> list[str]:
+        return [name for name in listing.workloads if name not in self.workloads]
+
+    def _new_state(self, name: str, listing: WorkloadListing, now: datetime,
+                   ) -> tuple[WorkloadState, list[RetrainDecision]]:
+        state = WorkloadState(listing.workloads[name], origin=listing.origins.get(name))
+        decisions = self._restore_state(state, now) if self._restore_added else []
+        return state, decisions
+
+    def _commit(self, listing: WorkloadListing, added: list[tuple[WorkloadState, list[RetrainDecision]]],
+                now: datetime) -> None:
+        """Apply a listing on the event loop's thread: one new mapping, swapped in at the end."""
+        workloads = dict(self.workloads)
+        for name in [n for n in workloads if n not in listing.workloads]:
+            del workloads[name]
+            self.cache.remove(name)
+            log.info("%s: no longer listed by %s; not served any more", name, self.source.description)
+        for name, settings in listing.workloads.items():
+            state = workloads.get(name)
+            if state is not None and state.settings != settings:
+                self._update(state, settings)
+            if state is not None:
+                state.origin = listing.origins.get(name, state.origin)
+        for state, decisions in added:
+            name = state.settings.name
+            workloads[name] = state
+            for decision in decisions:
+                self._record(decision)
+            log.info("%s: serving, from %s%s", name, state.origin or self.source.description,
+                     "" if state.ready else "; training its first models")
+        self.workloads = workloads
+        self._report_skipped(listing.skipped)
+        self.source_status.synced_at = now
+
+    def _update(self, state: WorkloadState, new: WorkloadSettings) -> None:
+        old = state.settings
+        changed = [f for f in type(new).model_fields if getattr(old, f) != getattr(new, f)]
+        state.settings = new
+        if "bin" in changed:
+            state.serving = {}  # models of another bin do not fit the new grid: retrain before serving
+        else:
+            state.serving = {s: v for s, v in state.serving.items() if s in new.signals}
+        if any(f in RETRAIN_FIELDS for f in changed):
+            state.retrain_requested = True
+        if any(f in FORECAST_FIELDS for f in changed):
+            self.cache.remove(new.name)
+        state.last_refresh = None  # the next tick refreshes with the new settings
+        log.info("%s: settings changed (%s)%s", new.name, ", ".join(changed),
+                 "; retraining" if state.retrain_requested else "")
+
+    def _report_skipped(self, skipped: Mapping[str, str]) -> None:
+        before = self.source_status.skipped
+        for origin, reason in skipped.items():
+            if before.get(origin) != reason:  # logged when it appears or changes, not at every resync
+                log.warning("%s: not served: %s", origin, reason)
+        for origin in before.keys() - skipped.keys():
+            log.info("%s: no longer skipped", origin)
+        self.source_status.skipped = dict(skipped)
+
     # --- the loop --------------------------------------------------------------------------
     async def tick(self) -> None:
         """Start due retrains (in the background) and run due refreshes (awaited)."""
         now = self.clock()
+        if self.resync_due(now):
+            await self.resync(now)
         for state in self.workloads.values():
             w = state.settings
             # After a failed retrain (source down) retry sooner than a whole retrain interval, but not
@@ -234,7 +382,11 @@ class Scheduler:
 
     async def _apply(self, state: WorkloadState, result: JobResult) -> None:
         decision = result.decision
-        if result.card is not None:
+        stale = self._stale(state, result)
+        if result.card is not None and stale is not None:
+            # Stored (a restart may restore it if it fits then), but not served: the set moved on.
+            decision = decision.model_copy(update={"reason": f"{decision.reason}; not served: {stale}"})
+        elif result.card is not None:
             card = result.card
             try:
                 # Through the registry, which checks the sha256: serve exactly what was stored.
@@ -249,6 +401,17 @@ class Scheduler:
                 state.serving[decision.signal] = Serving(estimator, card)  # the swap
                 await self._prune(card.workload, card.signal)
         self._record(decision)
+
+    def _stale(self, state: WorkloadState, result: JobResult) -> str | None:
+        """Why a retrain's result no longer fits its workload (changed or removed meanwhile), or None."""
+        w = state.settings
+        if self.workloads.get(w.name) is not state:
+            return "the workload is no longer listed"
+        if result.decision.signal not in w.signals:
+            return f"signal {result.decision.signal} is no longer configured"
+        if result.card is not None and result.card.bin_seconds != w.bin_seconds:
+            return f"the bin changed to {w.bin_seconds}s during the retrain"
+        return None
 
     async def _prune(self, workload: str, signal: str) -> None:
         """Keep `retention.keep_versions` versions; the registry never removes the newest good one,
@@ -290,6 +453,8 @@ class Scheduler:
         w = state.settings
         forecasts, models = {}, {}
         for signal, serving in list(state.serving.items()):
+            if signal not in series:
+                continue  # dropped from the settings since: its model no longer serves
             frame = serving.estimator.predict(
                 w.horizon_bins, w.served_quantiles, history=series[signal],
             )

@@ -1,7 +1,9 @@
 """Assemble the service from a config: history source, worker pool, scheduler, HTTP app, gRPC scaler.
 
-`build_service` wires the parts with injectable edges (history source, clock, executor), so tests run
-the real app; `serve` runs it under uvicorn with the scheduler in the app's lifespan.
+`build_service` wires the parts with injectable edges (history source, workload source, clock,
+executor), so tests run the real app; `serve` runs it under uvicorn with the scheduler in the app's
+lifespan. The workload source defaults to the config's list; with `discovery.enabled` the composition
+root hands in the PredictiveAutoscaler source (prescaler.discovery), which this package cannot import.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from forecaster.contract import Clock, system_clock
 from forecaster.registry import Registry
 from forecaster.service.app import _load_token, create_app
 from forecaster.service.cache import ForecastCache
-from forecaster.service.config import ServiceConfig
+from forecaster.service.config import ConfigError, ServiceConfig
 from forecaster.service.decisions import DecisionLog
 from forecaster.service.history import HistorySource, make_source
 from forecaster.service.scheduler import Scheduler
 from forecaster.service.state import ServiceState
+from forecaster.service.workloads import WorkloadSource
 
 log = logging.getLogger("prescaler.forecaster.service")
 
@@ -63,9 +66,20 @@ def build_service(
     poll_seconds: float = 1.0,
     metrics_registry: CollectorRegistry | None = None,
     restore: bool = True,
+    workloads: WorkloadSource | None = None,
 ) -> Service:
     """The service, wired. With `restore` (the default) the registry's latest good model of every
-    signal serves from the first tick, and the decisions log's recent entries are reloaded."""
+    signal serves from the first tick, and the decisions log's recent entries are reloaded.
+
+    `workloads`: where the set of workloads comes from (default: the config's `workloads:` list). It
+    is listed once here, so a start-up restores what it lists; a source that cannot be read now
+    is listed again at its next resync, and the service starts with no workload meanwhile.
+    """
+    if config.discovery.enabled and workloads is None:
+        raise ConfigError(
+            "discovery.enabled needs the PredictiveAutoscaler source, which `prescaler forecaster serve` "
+            "wires (prescaler.discovery.workload_source); hand it in as build_service(workloads=...)"
+        )
     history = history or make_source(config)
     executor = executor or make_executor(config.workers)
     cache = ForecastCache()
@@ -78,7 +92,9 @@ def build_service(
         decisions_log=DecisionLog(config.registry_dir / "decisions.jsonl",
                                   max_lines=config.retention.decisions_max_lines,
                                   max_bytes=config.retention.decisions_max_bytes),
+        source=workloads,
     )
+    scheduler.sync_workloads()
     state = ServiceState(config, scheduler, clock)
     token = _load_token(config.auth.bearer_token_file)
 
@@ -102,13 +118,14 @@ def build_service(
     return Service(config, state, app, executor)
 
 
-def serve(config: ServiceConfig, *, log_level: str = "info") -> None:  # pragma: no cover - blocking
+def serve(config: ServiceConfig, *, log_level: str = "info",
+          workloads: WorkloadSource | None = None) -> None:  # pragma: no cover - blocking
     """Run the HTTP API (uvicorn) and the KEDA gRPC scaler until interrupted."""
     import uvicorn
 
     from forecaster.service.keda import start_grpc_server, stop_grpc_server
 
-    service = build_service(config)
+    service = build_service(config, workloads=workloads)
     grpc_server = None
     if config.bind.grpc_port is not None:
         grpc_server, port, servicer = start_grpc_server(

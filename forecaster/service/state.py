@@ -1,9 +1,13 @@
 """What the HTTP app and the gRPC scaler share: config, scheduler, cache, clock, and the one
 function that turns a metric name into a number, so REST, external metrics and KEDA agree.
+
+The workloads are the scheduler's of the moment (they change when the workload source does): every
+reader takes the scheduler's mapping once per answer and reads that.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -35,9 +39,9 @@ class MetricReading:
     generated_at: datetime
 
 
-def metric_names(config: ServiceConfig) -> list[str]:
-    """The external metrics the service answers: desired replicas, and one per configured signal."""
-    signals = sorted({s for w in config.workloads for s in w.signals})
+def metric_names(workloads: Iterable[WorkloadSettings]) -> list[str]:
+    """The external metrics the service answers: desired replicas, and one per served signal."""
+    signals = sorted({s for w in workloads for s in w.signals})
     return [DESIRED_REPLICAS, *(f"{FORECAST_PREFIX}{s.replace('_', '-')}" for s in signals)]
 
 
@@ -54,14 +58,22 @@ class ServiceState:
         self.scheduler = scheduler
         self.cache = scheduler.cache
         self.clock = clock
-        self.metric_names = metric_names(config)
+
+    def workloads(self) -> list[WorkloadSettings]:
+        """The workloads served now, by name."""
+        states = self.scheduler.workloads  # one reference: the scheduler swaps the mapping whole
+        return [states[name].settings for name in sorted(states)]
+
+    @property
+    def metric_names(self) -> list[str]:
+        return metric_names(self.workloads())
 
     def workload(self, name: str) -> WorkloadSettings:
-        try:
-            return self.config.workload(name)
-        except KeyError:
-            known = ", ".join(w.name for w in self.config.workloads)
-            raise UnknownWorkload(f"unknown workload {name!r}; known: {known}") from None
+        state = self.scheduler.workloads.get(name)
+        if state is None:
+            known = ", ".join(sorted(self.scheduler.workloads)) or "none yet"
+            raise UnknownWorkload(f"unknown workload {name!r}; known: {known}")
+        return state.settings
 
     def entry(self, name: str) -> CachedForecast:
         self.workload(name)
@@ -74,8 +86,11 @@ class ServiceState:
         """Every workload has a model for every signal and a cached forecast of every signal.
 
         The forecast must cover the signals, not merely exist: a refresh that ran while the first
-        retrain was still swapping models in caches a forecast of only some of them.
+        retrain was still swapping models in caches a forecast of only some of them. Not ready
+        before the workload source was listed once (discovery not through yet).
         """
+        if self.scheduler.source_status.synced_at is None:
+            return False
         for name, state in self.scheduler.workloads.items():
             entry = self.cache.get(name)
             if not state.ready or entry is None:
@@ -86,8 +101,9 @@ class ServiceState:
 
     def read_metric(self, name: str, metric: str, now: datetime | None = None) -> MetricReading:
         """The value of `metric` for workload `name` now (UnknownMetric, UnknownWorkload, NotReady)."""
-        if metric not in self.metric_names:
-            raise UnknownMetric(f"unknown metric {metric!r}; known: {', '.join(self.metric_names)}")
+        known = self.metric_names
+        if metric not in known:
+            raise UnknownMetric(f"unknown metric {metric!r}; known: {', '.join(known)}")
         workload = self.workload(name)
         signal = signal_of(metric)
         if signal is not None and signal not in workload.signals:

@@ -283,7 +283,8 @@ def test_the_monitoring_kustomization_scrapes_what_the_deployments_serve() -> No
     mounted = {v["secret"]["secretName"] for v in forecaster["spec"]["template"]["spec"]["volumes"] if "secret" in v}
     ca = endpoint["tlsConfig"]["ca"]["secret"]
     assert ca["name"] in mounted and ca["key"] == "ca.crt", "the CA of the certificate the forecaster serves"
-    assert endpoint["tlsConfig"]["serverName"] == f"{service['metadata']['name']}.{service['metadata']['namespace']}.svc"
+    meta = service["metadata"]
+    assert endpoint["tlsConfig"]["serverName"] == f"{meta['name']}.{meta['namespace']}.svc"
 
     rule = _one(docs, "PrometheusRule")
     assert rule["spec"]["groups"] == rule_groups()
@@ -372,7 +373,8 @@ def test_an_abstaining_stage_leaves_no_stale_series(kube, clock, prom, forecaste
     _sync(kube, reconciler, clock, prom, 8.0)
     stages = _stages(m)
     assert stages["reactive"] is not None and stages["predictive"] is None
-    assert stages["final"] == _value(m, "prescaler_desired_replicas") == kube.get(*PA, "chat")["status"]["desiredReplicas"]
+    desired = kube.get(*PA, "chat")["status"]["desiredReplicas"]
+    assert stages["final"] == _value(m, "prescaler_desired_replicas") == desired
     assert _value(m, "prescaler_forecast_healthy") == 0
     assert _value(m, "prescaler_forecast_at_lead", signal="requests", quantile="0.9") is None
     assert _value(m, "prescaler_forecast_age_seconds") is None, "no forecast this sync: no age"

@@ -115,7 +115,7 @@ def test_retrain_is_accepted_with_202(client, service):
 def test_keda_metrics_api_value_matches_the_external_metric(client, service, clock):
     body = client.get("/v1/keda/m-small", params={"metric": "prescaler-forecast-requests"}).json()
     entry = service.state.cache.get("m-small")
-    expected = forecast_value(entry, service.config.workloads[0], "requests", clock())
+    expected = forecast_value(entry, service.state.workload("m-small"), "requests", clock())
     assert body["value"] == pytest.approx(expected)
     replicas = client.get("/v1/keda/m-small").json()["value"]
     assert replicas == max(1, min(20, math.ceil(expected / 400.0 / 0.8)))

@@ -148,4 +148,4 @@ def test_capacity_config_errors_name_the_field(tmp_path: Path, capacity, message
 
 def test_combine_defaults_to_max(tmp_path: Path) -> None:
     config = parse_config(config_dict(tmp_path), "test")
-    assert config.workloads[0].capacity.combine == "Max"
+    assert config.workload("m-small").capacity.combine == "Max"

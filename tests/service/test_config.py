@@ -93,11 +93,14 @@ def test_yaml_errors_name_the_line(tmp_path):
 
 
 def test_the_example_config_is_valid_and_paths_resolve():
+    # The example reads its workloads from the PredictiveAutoscalers; m-small's entry is an override
+    # (tests/service/test_discovery.py checks it with the example PredictiveAutoscaler gives the
+    # workload the hand-listed entry described).
     config = load_config(ROOT / "configs" / "forecaster" / "forecaster.yaml")
-    workload = config.workload("m-small")
-    assert workload.metric_labels() == {"workload": "m-small", "model_name": "m-small",
-                                        "team": "inference", "namespace": "llm"}
-    assert workload.served_quantiles == (0.5, 0.9, 0.95)
+    assert config.discovery.enabled
+    (override,) = config.workloads
+    assert override.name == "m-small" and override.labels == {"team": "inference"}
+    assert override.quantiles == [0.5, 0.9, 0.95]
     assert config.tls is not None and config.tls.cert_file.is_absolute()
 
 
@@ -129,7 +132,8 @@ def test_cli_check_and_errors(tmp_path):
     example = str(ROOT / "configs" / "forecaster" / "forecaster.yaml")
     ok = runner.invoke(app, ["forecaster", "serve", "--config", example, "--check"])
     assert ok.exit_code == 0, ok.output
-    assert "valid (1 workload(s): m-small)" in ok.output
+    assert "valid (workloads from the PredictiveAutoscalers in all namespaces" in ok.output
+    assert "1 override(s): m-small" in ok.output
     bad = tmp_path / "bad.yaml"
     bad.write_text("workloads: []\n")
     result = runner.invoke(app, ["forecaster", "serve", "--config", str(bad)])

@@ -128,7 +128,7 @@ def test_desired_replicas_is_the_controllers_capacity_model(handmade, workload, 
 def test_forecast_metric_is_the_window_max_as_a_quantity(api, service, clock):
     body, _ = call(api, f"{BASE}/namespaces/llm/prescaler-forecast-requests")
     (item,) = body["items"]
-    value = forecast_value(service.state.cache.get("m-small"), service.config.workloads[0], "requests", clock())
+    value = forecast_value(service.state.cache.get("m-small"), service.state.workload("m-small"), "requests", clock())
     assert item["value"] == quantity(value)
     assert item["value"].endswith("m") or item["value"].isdigit()
 

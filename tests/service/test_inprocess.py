@@ -56,3 +56,31 @@ def test_controller_adapter_maps_errors_to_forecast_unavailable(tmp_path) -> Non
             provider.get("unknown-workload", horizon_seconds=600, quantiles=[0.9])
     finally:
         provider.close()
+
+
+def test_single_binary_discovers_workloads_through_the_controllers_client(tmp_path) -> None:
+    """`controller run --forecaster-config` with discovery on: the in-process forecaster lists the
+    PredictiveAutoscalers through the controller's own client (not a kubeconfig of its own)."""
+    from tests.service.autoscalers import autoscaler, create, kube_client, start_kube
+
+    kclock = FakeClock()
+    server = start_kube(kclock)
+    try:
+        create(server, autoscaler("chat", workload="m-small", forecast={"model": "seasonal_naive_daily"}))
+        data = config_dict(tmp_path)
+        data["workloads"] = []
+        # No kubeconfig: without the controller's client this would look for a service account.
+        data["discovery"] = {"enabled": True, "namespaces": ["llm"]}
+        path = tmp_path / "forecaster.yaml"
+        path.write_text(yaml.safe_dump(data))
+        provider = InProcessForecasts(str(path), kube=kube_client(server), executor=ThreadPoolExecutor(1),
+                                      poll_seconds=0.05)
+        try:
+            state = provider._forecaster.state
+            assert [w.name for w in state.workloads()] == ["m-small"]
+            with pytest.raises(ForecastUnavailable, match="unknown-workload"):
+                provider.get("unknown-workload", horizon_seconds=600, quantiles=[0.9])
+        finally:
+            provider.close()
+    finally:
+        server.stop()

@@ -57,7 +57,7 @@ def test_metric_spec_forecast_targets_capacity(stub):
 
 def test_get_metrics_fills_int_and_float(stub, service, clock):
     entry = service.state.cache.get("m-small")
-    workload = service.config.workloads[0]
+    workload = service.state.workload("m-small")
     response = stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=ref(workload="m-small"), metricName="s0-x"))
     (value,) = response.metricValues
     # As the external metrics API answers it (test_external_metrics): q0.9 2283.053 req/s / 400 / 0.8

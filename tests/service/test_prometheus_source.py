@@ -24,7 +24,7 @@ def prom_config(prometheus_server, tmp_path):  # noqa: F811
 
 
 def test_history_comes_from_prometheus(prom_config, prometheus_server):  # noqa: F811
-    workload = prom_config.workloads[0]
+    workload = prom_config.workload("m-small")
     clock = FakeClock()
     end = clock().replace(minute=0)
     source = PrometheusSource(prom_config)

@@ -43,7 +43,7 @@ def daily_wave(days: int = 10, noise: float = 0.0) -> pd.Series:
     ],
 )
 def test_replacement_only_when_not_worse(tmp_path, model, serving, outcome, serving_after):
-    workload = make_config(tmp_path, model=model).workloads[0]
+    workload = make_config(tmp_path, model=model).workload("m-small")
     now = datetime(2025, 1, 11, tzinfo=timezone.utc)
     result = run_job(Job(workload, "requests", daily_wave(noise=2.0), serving, now, tmp_path / "models"))
     decision = result.decision
@@ -65,7 +65,7 @@ def test_replacement_only_when_not_worse(tmp_path, model, serving, outcome, serv
 
 
 def test_too_little_history_serves_a_baseline_knowingly(tmp_path):
-    workload = make_config(tmp_path).workloads[0]
+    workload = make_config(tmp_path).workload("m-small")
     short = daily_wave(days=10).iloc[:3]  # fewer bins than any backtest needs
     result = run_job(Job(workload, "requests", short, None, datetime(2025, 1, 2, tzinfo=timezone.utc),
                          tmp_path / "models"))
@@ -213,7 +213,7 @@ def _pid() -> int:
 
 
 def test_trace_replay_shifts_by_whole_weeks(tmp_path):
-    workload = make_config(tmp_path).workloads[0]
+    workload = make_config(tmp_path).workload("m-small")
     source = TraceReplaySource(TRACE)
     end = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
     frame = source(workload, end - timedelta(days=7), end)
