@@ -222,7 +222,7 @@ def decide(
         reason, message = Reason.NO_CHANGE, merged.message
 
     if metrics_failed:
-        active = ("False", "FailedGetMetrics", reactive.message)
+        active = ("False", reactive_stage.failed_metric_reason(spec, reactive_inputs, tol), reactive.message)
     else:
         active = ("True", "ValidMetricFound", reactive.message)
     if stabilized != recommended:

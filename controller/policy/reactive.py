@@ -303,6 +303,22 @@ def validate_inputs(spec: PredictiveAutoscalerSpec, inputs: ReactiveInputs) -> N
                     f"reactive.pods[{name!r}] must be Ready, Unready or Ignored, got {condition!r}")
 
 
+def failed_metric_reason(spec: PredictiveAutoscalerSpec, inputs: ReactiveInputs, tol: Tolerances) -> str:
+    """The ScalingActive=False reason of a failed metrics sync, as horizontal.go words it: the
+    condition of the last invalid metric (computeReplicasForMetrics keeps overwriting it), which
+    computeStatusFor<Type>Metric names after the metric's source type (FailedGetPodsMetric,
+    FailedGetExternalMetric, ...). Called only when a sync failed, so the plans are recomputed."""
+    plans = [metric_plan(m) for m in spec.metrics]
+    groups = group_pods(inputs.pods) if any(p.kind <= _POD_UTILIZATION for p in plans) else None
+    reason = "FailedGetMetrics"  # no metric was invalid (cannot happen when the sync failed)
+    for metric, plan, obs in zip(spec.metrics, plans, inputs.metrics):
+        try:
+            _planned_replicas(plan, obs, inputs, tol, groups)
+        except MetricInvalid:
+            reason = f"FailedGet{metric.type}Metric"
+    return reason
+
+
 def recommend(spec: PredictiveAutoscalerSpec, inputs: ReactiveInputs, tol: Tolerances) -> StageResult:
     """The reactive recommendation: the maximum over valid metrics (computeReplicasForMetrics).
 

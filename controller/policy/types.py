@@ -47,11 +47,14 @@ class Reason:
     WITHIN_TOLERANCE = "WithinTolerance"       # every metric ratio within 1 +/- tolerance
     SCALE_UP_STABILIZED = "ScaleUpStabilized"
     SCALE_DOWN_STABILIZED = "ScaleDownStabilized"
-    SCALE_UP_LIMITED = "ScaleUpLimited"        # a behavior policy (or the max(2x, 4) cap) bound
-    SCALE_DOWN_LIMITED = "ScaleDownLimited"
+    # The ScalingLimited reasons are upstream's own (horizontal.go), which is what users grep for in
+    # `kubectl describe`: ScaleUpLimit/ScaleDownLimit (a behavior policy, or the max(2x, 4) cap,
+    # bound), TooManyReplicas/TooFewReplicas (maxReplicas/minReplicas bound).
+    SCALE_UP_LIMITED = "ScaleUpLimit"
+    SCALE_DOWN_LIMITED = "ScaleDownLimit"
     SCALING_DISABLED = "ScalingDisabled"       # selectPolicy Disabled, or the target is at 0 replicas
-    BOUNDED_BY_MAX = "BoundedByMax"
-    BOUNDED_BY_MIN = "BoundedByMin"
+    BOUNDED_BY_MAX = "TooManyReplicas"
+    BOUNDED_BY_MIN = "TooFewReplicas"
     MODE_OFF = "ModeOff"
     # reactive stage
     METRICS_UNAVAILABLE = "MetricsUnavailable"        # no valid metric at all: hold

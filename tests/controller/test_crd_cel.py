@@ -449,7 +449,7 @@ def _with(*changes: StatusCondition, drop: str = "") -> list[StatusCondition]:
                            _c("ScalingActive", "False", "FailedGetScale")), "False", "FailedGetScale", id="no-target"),
         pytest.param(_with(_c("AbleToScale", "False", "FailedUpdateScale")), "False", "FailedUpdateScale",
                      id="patch-failed"),
-        pytest.param(_with(_c("ScalingActive", "False", "FailedGetMetrics")), "False", "FailedGetMetrics",
+        pytest.param(_with(_c("ScalingActive", "False", "FailedGetPodsMetric")), "False", "FailedGetPodsMetric",
                      id="no-metrics"),
         pytest.param(_with(_c("ScalingActive", "False", "ModeOff")), "False", "ModeOff", id="mode-off"),
         pytest.param(_with(_c("AbleToScale", "Unknown", "Pending")), "Unknown", "Pending", id="unknown"),

@@ -48,7 +48,9 @@ def test_deployment_pod_names_reach_prometheus_as_valid_regexes(vllm_exporter, p
     assert _eventually(lambda: live.pod_values("vllm:num_requests_running", "llm", only_first), {first: 2.0}) \
         == {first: 2.0}
     not_first = {"matchExpressions": [{"key": "pod", "operator": "NotIn", "values": [first]}]}
-    assert live.pod_values("vllm:num_requests_running", "llm", not_first) == {second: 7.0}
+    # eventually too: the scrape that showed the first pod's new value may predate the second's
+    assert _eventually(lambda: live.pod_values("vllm:num_requests_running", "llm", not_first), {second: 7.0}) \
+        == {second: 7.0}
     query = default_signal_query("requests", "llm", [second, first], 60)
     assert live.rate(query) is not None, "the series of both pods are found: the regex is valid and matches"
     assert live.rate(default_signal_query("requests", "llm", [first + "-gone"], 60)) is None

@@ -68,8 +68,8 @@ def test_scale_up_ahead_of_forecast_peak(kube, clock, prom, forecaster) -> None:
         assert outcome.error is None, outcome
         if _replicas(kube) > 2 and scaled_at is None:
             scaled_at = clock.now()
-            # The forecast drove it (behavior's rate limit may cap the first step: ScaleUpLimited).
-            assert outcome.reason in ("ScaleUpPredictive", "ScaleUpLimited"), outcome
+            # The forecast drove it (behavior's rate limit may cap the first step: ScaleUpLimit).
+            assert outcome.reason in ("ScaleUpPredictive", "ScaleUpLimit"), outcome
     assert scaled_at is not None
     peak_at = origin + timedelta(seconds=600)
     assert peak_at - scaled_at >= timedelta(minutes=4), f"scaled at {scaled_at}, peak at {peak_at}"

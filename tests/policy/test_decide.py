@@ -172,7 +172,8 @@ def test_no_metrics_no_forecast_holds() -> None:
                          None, PolicyState(), NOW)
     assert (decision.desired_replicas, decision.reason, decision.act) == (4, Reason.METRICS_UNAVAILABLE, False)
     active = next(c for c in decision.conditions if c.type == "ScalingActive")
-    assert (active.status, active.reason) == ("False", "FailedGetMetrics")
+    # horizontal.go: the condition of the last invalid metric, named after its source type
+    assert (active.status, active.reason) == ("False", "FailedGetExternalMetric")
     assert "adapter down" in active.message
 
 
@@ -301,7 +302,7 @@ def test_a_failed_metrics_sync_records_nothing() -> None:
     failed, state = decide(spec, reactive(8, observations=[down]), None, start, NOW)
     assert (failed.desired_replicas, failed.act) == (8, False)
     assert state.recommendations == start.recommendations
-    assert {c.type: (c.status, c.reason) for c in failed.conditions}["ScalingActive"] == ("False", "FailedGetMetrics")
+    assert {c.type: (c.status, c.reason) for c in failed.conditions}["ScalingActive"] == ("False", "FailedGetPodsMetric")
     recovered, _ = decide(spec, reactive(8, [2.0] * 8), None, state, NOW + timedelta(seconds=15))
     assert (recovered.desired_replicas, recovered.reason) == (2, Reason.SCALE_DOWN)
 
@@ -316,3 +317,20 @@ def test_one_invalid_metric_and_the_rest_wanting_fewer_is_not_scaling_active() -
     assert (decision.desired_replicas, decision.reason) == (4, Reason.INVALID_METRICS_HOLD)
     assert {c.type: c.status for c in decision.conditions}["ScalingActive"] == "False"
     assert state.recommendations == settled(4).recommendations
+
+
+@pytest.mark.parametrize(("observations", "current", "reason"), [
+    # both invalid: the last one's type (computeReplicasForMetrics overwrites invalidMetricCondition)
+    pytest.param([MetricObservation.unavailable("no pods"), MetricObservation.unavailable("no ext")], 4,
+                 "FailedGetExternalMetric", id="both-invalid-last-wins"),
+    # the Pods metric invalid, the External one wants fewer: TestScaleDownOneMetricInvalid's condition
+    pytest.param([MetricObservation.unavailable("no pods"), MetricObservation(value=1.0)], 4,
+                 "FailedGetPodsMetric", id="pods-invalid-rest-wants-fewer"),
+    pytest.param([MetricObservation(pod_values={}), MetricObservation.unavailable("no ext")], 4,
+                 "FailedGetExternalMetric", id="external-invalid"),
+])
+def test_a_failed_sync_names_the_failing_metric_type_as_upstream(observations, current, reason) -> None:
+    spec = make_spec([pods_metric(), external_metric()])
+    decision, _ = decide(spec, reactive(current, observations=observations), None, PolicyState(), NOW)
+    active = next(c for c in decision.conditions if c.type == "ScalingActive")
+    assert (active.status, active.reason) == ("False", reason)
