@@ -302,7 +302,8 @@ def test_a_failed_metrics_sync_records_nothing() -> None:
     failed, state = decide(spec, reactive(8, observations=[down]), None, start, NOW)
     assert (failed.desired_replicas, failed.act) == (8, False)
     assert state.recommendations == start.recommendations
-    assert {c.type: (c.status, c.reason) for c in failed.conditions}["ScalingActive"] == ("False", "FailedGetPodsMetric")
+    active = {c.type: (c.status, c.reason) for c in failed.conditions}["ScalingActive"]
+    assert active == ("False", "FailedGetPodsMetric")
     recovered, _ = decide(spec, reactive(8, [2.0] * 8), None, state, NOW + timedelta(seconds=15))
     assert (recovered.desired_replicas, recovered.reason) == (2, Reason.SCALE_DOWN)
 
