@@ -61,6 +61,10 @@ def register(app: typer.Typer) -> None:
         from prescaler.inprocess import InProcessForecasts
 
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        if log_level.upper() != "DEBUG":
+            # httpx logs every request at INFO: two Prometheus queries per metric per sync drowned the
+            # controller's own lines (seen in the real-vLLM e2e). Its requests stay visible at DEBUG.
+            logging.getLogger("httpx").setLevel(logging.WARNING)
         if kubeconfig is not None and not kubeconfig.is_file():
             raise typer.BadParameter(f"{kubeconfig} does not exist", param_hint="--kubeconfig")
         if forecaster_ca is not None and not forecaster_ca.is_file():

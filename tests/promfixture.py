@@ -89,9 +89,11 @@ def start_prometheus(
     scrape_configs: str = "",
     web_config: str | None = None,
     auth: tuple[str, str] | None = None,
+    port: int | None = None,
 ) -> PromServer:
-    """Start `prometheus` on a free loopback port over `data_dir`; wait (bounded) for /-/ready."""
-    port = free_port()
+    """Start `prometheus` on a loopback port (a free one unless given: a restart keeps its address)
+    over `data_dir`; wait (bounded) for /-/ready."""
+    port = port or free_port()
     config = workdir / "prometheus.yml"
     config.write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1m\n"

@@ -316,8 +316,8 @@ class FakeKube:
     """Start with `with FakeKube() as kube:`; `kube.url` is the API server address for a client Configuration."""
 
     def __init__(self, clock: Clock = system_clock, *, ready_delay_seconds: float = 0.0,
-                 host: str = "127.0.0.1", port: int = 0):
-        self.store = Store(clock, ready_delay_seconds=ready_delay_seconds)
+                 host: str = "127.0.0.1", port: int = 0, simulate_rollouts: bool = True):
+        self.store = Store(clock, ready_delay_seconds=ready_delay_seconds, simulate_rollouts=simulate_rollouts)
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []
         self._faults_lock = threading.Lock()

@@ -93,9 +93,13 @@ class Store:
     """Thread-safe object store. Every method takes the lock; watchers wait on `changed`."""
 
     def __init__(self, clock: Clock = system_clock, *, ready_delay_seconds: float = 0.0,
-                 watch_log_size: int = 20_000):
+                 watch_log_size: int = 20_000, simulate_rollouts: bool = True):
+        """simulate_rollouts: readyReplicas follows spec.replicas (after ready_delay_seconds). False
+        where something else plays the Deployment controller and kubelet (tests/e2e's pod runner
+        writes the status of real processes), so the store never invents readiness."""
         self.clock = clock
         self.ready_delay_seconds = ready_delay_seconds
+        self.simulate_rollouts = simulate_rollouts
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.types: dict[tuple[str, str, str], ResourceType] = {}
@@ -212,8 +216,9 @@ class Store:
                         creationTimestamp=_ts(self.clock()))
             if rtype.scale_subresource:
                 replicas = int(obj.setdefault("spec", {}).setdefault("replicas", 1))
-                obj["status"] = {**obj.get("status", {}), "replicas": replicas, "readyReplicas": replicas,
-                                 "availableReplicas": replicas, "observedGeneration": 1}
+                ready = replicas if self.simulate_rollouts else 0
+                obj["status"] = {**obj.get("status", {}), "replicas": replicas, "readyReplicas": ready,
+                                 "availableReplicas": ready, "observedGeneration": 1}
             obj = self._admit(rtype, obj, None) if admit else self._as_read(rtype, obj)
             if rtype.group == "apiextensions.k8s.io":
                 self.register_crd(obj)  # before storing: a CRD whose rules do not compile is refused
@@ -264,7 +269,7 @@ class Store:
                 self.register_crd(obj)
             obj["metadata"]["resourceVersion"] = self._next_rv()
             key = self._key(rtype, namespace, name)
-            if rtype.scale_subresource:
+            if rtype.scale_subresource and self.simulate_rollouts:
                 self._track_rollout(key, old, obj)
             self.objects[key] = obj
             self._emit("MODIFIED", key, obj)
