@@ -116,6 +116,7 @@ class Controller:
         self.reconciler, self.kube, self.clock = reconciler, kube, clock
         self.namespace, self.elector, self.health, self.cache = namespace, elector, health, cache
         self._last_sync: dict[str, datetime] = {}
+        self.list_error: KubeError | None = None  # the last list of PredictiveAutoscalers failed with this
 
     def _due(self, obj: dict[str, Any], key: str, now: datetime, changed: set[str]) -> bool:
         if key in changed:
@@ -143,9 +144,11 @@ class Controller:
             except KubeError as err:
                 self.reconciler.metrics.errors.labels(f"{type(err).__name__}{err.status or ''}").inc()
                 log.warning("list: %s", err)
+                self.list_error = err
                 if self.health:
                     self.health.tick(ready=False)
                 return []
+            self.list_error = None
             changed = set()
         cycle = Cycle()
         outcomes = []

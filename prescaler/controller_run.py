@@ -17,6 +17,11 @@ from typing import Optional
 
 import typer
 
+# Outcomes that make `--once` exit non-zero: the autoscaler could not act as its spec asks. A
+# forecast that is unavailable is not one of them: falling back to reactive scaling is the documented
+# behaviour, reported in its conditions.
+ONCE_FAILURES = frozenset({"Error", "InvalidSpec", "FailedGetScale", "FailedUpdateScale"})
+
 
 def register(app: typer.Typer) -> None:
     controller_app = typer.Typer(help="The in-cluster controller.", no_args_is_help=True)
@@ -101,10 +106,15 @@ def register(app: typer.Typer) -> None:
         metrics = ControllerMetrics()
         reconciler = Reconciler(clients, metrics=metrics, identity=me, dry_run=dry_run)
         if once:
-            outcomes = Controller(reconciler, kube, system_clock, namespace=namespace).step(force=True)
+            once_controller = Controller(reconciler, kube, system_clock, namespace=namespace)
+            outcomes = once_controller.step(force=True)
+            if once_controller.list_error is not None:
+                # Nothing was reconciled: "0 autoscalers, 0 failed" with exit 0 would read as success.
+                typer.echo(f"cannot list PredictiveAutoscalers: {once_controller.list_error}", err=True)
+                raise typer.Exit(1)
             failed = 0
             for o in outcomes:
-                failed += o.error is not None and o.reason == "Error"
+                failed += o.reason in ONCE_FAILURES
                 typer.echo(f"{o.key}\t{o.reason}\tcurrent={o.current}\tdesired={o.desired}"
                            + ("\tscaled" if o.scaled else "") + (f"\t{o.error}" if o.error else ""))
             typer.echo(f"{len(outcomes)} autoscalers, {failed} failed" + (" (dry run)" if dry_run else ""))

@@ -66,6 +66,29 @@ def test_once_exits_non_zero_when_a_sync_fails(kube, tmp_path, monkeypatch) -> N
     assert result.exit_code == 1 and "1 failed" in result.output
 
 
+def test_once_exits_non_zero_when_a_spec_is_invalid(kube, tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    kube.create("apps/v1", "deployments", deployment(replicas=2))
+    kube.create(*PA, autoscaler(leadTime="five minutes"))  # the schema admits it; the controller does not
+    result = CliRunner().invoke(_app(), ["controller", "run", "--kubeconfig", str(_kubeconfig(tmp_path, kube.url)),
+                                         "--once"])
+    assert result.exit_code == 1, result.output
+    assert "InvalidSpec" in result.output and "spec.leadTime" in result.output and "1 failed" in result.output
+
+
+def test_once_exits_non_zero_when_the_api_server_is_unreachable(tmp_path, monkeypatch) -> None:
+    import socket
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    result = CliRunner().invoke(_app(), ["controller", "run", "--kubeconfig", str(_kubeconfig(tmp_path, url)),
+                                         "--once", "--request-timeout", "1"])
+    assert result.exit_code == 1, result.output
+    assert "cannot list PredictiveAutoscalers" in result.output and "0 autoscalers" not in result.output
+
+
 def test_a_missing_kubeconfig_is_named(tmp_path) -> None:
     result = CliRunner().invoke(_app(), ["controller", "run", "--kubeconfig", str(tmp_path / "nope"), "--once"])
     assert result.exit_code != 0 and "nope" in result.output
