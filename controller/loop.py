@@ -150,7 +150,7 @@ class Controller:
                 return []
             self.list_error = None
             changed = set()
-        cycle = Cycle()
+        cycle = Cycle(autoscalers=list(objects))
         outcomes = []
         for obj in objects:
             key = AutoscalerCache.key(obj)

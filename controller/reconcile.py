@@ -17,7 +17,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
 from .conditions import ready_condition
@@ -64,6 +64,10 @@ class Cycle:
 
     hpas: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     scaled_objects: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # The PredictiveAutoscalers the controller already holds this cycle (its cache or list); None:
+    # list them per namespace when one is needed (a reconcile called on its own, as tests do).
+    autoscalers: list[dict[str, Any]] | None = None
+    _autoscalers_by_ns: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     pods: dict[str, dict[tuple[str, str], list[dict[str, Any]]]] = field(default_factory=dict)
 
 
@@ -204,7 +208,7 @@ class Reconciler:
                         spec.scale_target_ref.name)
         target_name = f"{ref.kind}/{ref.name}"
 
-        owner = self._other_autoscaler(pa.namespace, ref, cycle)
+        owner = self._other_autoscaler(pa.namespace, ref, cycle) or self._older_autoscaler(pa, ref, cycle)
         if owner is not None:
             message = f"{owner} already targets {target_name}; prescaler acts on nothing while it does"
             ctx.set_condition("OwnedByAnotherAutoscaler", "True", "AnotherAutoscaler", message)
@@ -213,7 +217,7 @@ class Reconciler:
             self._finish(ctx)
             return Outcome(pa.key, "AnotherAutoscaler")
         ctx.set_condition("OwnedByAnotherAutoscaler", "False", "NoOtherAutoscaler",
-                          f"no HPA or ScaledObject targets {target_name}")
+                          f"no HPA, ScaledObject or older PredictiveAutoscaler targets {target_name}")
 
         kube = self.clients.kube
         try:
@@ -298,6 +302,30 @@ class Reconciler:
             if _targets(so, ref):
                 return f"KEDA ScaledObject {so['metadata']['name']}"
         return None
+
+    def _older_autoscaler(self, pa: Autoscaler, ref: TargetRef, cycle: Cycle) -> str | None:
+        """Another PredictiveAutoscaler on the same target that was there first: it keeps the target.
+
+        Two controllers of one scale subresource overwrite each other every sync (seen: 13 -> 5 -> 10 -> 5
+        every 15 s). The older one, by creationTimestamp, then name, wins, so which one acts never
+        depends on the order of a list; a PA being deleted claims nothing.
+        """
+        if cycle.autoscalers is not None:
+            others = [o for o in cycle.autoscalers if (o.get("metadata") or {}).get("namespace") == pa.namespace]
+        else:
+            if pa.namespace not in cycle._autoscalers_by_ns:
+                cycle._autoscalers_by_ns[pa.namespace] = self.clients.kube.list_autoscalers(pa.namespace)[0]
+            others = cycle._autoscalers_by_ns[pa.namespace]
+
+        def age(meta: Mapping[str, Any]) -> tuple[datetime, str]:
+            created = parse_rfc3339(meta.get("creationTimestamp")) or datetime.max.replace(tzinfo=timezone.utc)
+            return created, str(meta.get("name", ""))
+
+        mine = age({"creationTimestamp": pa.creation_timestamp, "name": pa.name})
+        older = sorted((age(o["metadata"]), o["metadata"]["name"]) for o in others
+                       if o["metadata"].get("name") != pa.name and not o["metadata"].get("deletionTimestamp")
+                       and _targets(o, ref) and age(o["metadata"]) < mine)
+        return f"PredictiveAutoscaler {older[0][1]}" if older else None
 
     def _pods(self, namespace: str, selector: str, cycle: Cycle) -> list[dict[str, Any]]:
         """The pods a /scale selector matches. One list per namespace per cycle, filtered here (client-go's

@@ -98,6 +98,7 @@ class Autoscaler:
     status: PredictiveAutoscalerStatus
     status_error: str | None = None
     annotations: dict[str, str] = field(default_factory=dict)
+    creation_timestamp: str | None = None  # who came first when two target one workload
 
     @property
     def key(self) -> str:
@@ -186,6 +187,7 @@ def parse_autoscaler(obj: dict[str, Any], specs: SpecCache | None = None) -> Aut
         generation=int(meta.get("generation") or 1), resource_version=str(meta.get("resourceVersion", "")),
         raw_spec=raw_spec, spec=spec, spec_error=spec_error, status=status, status_error=status_error,
         annotations=dict(meta.get("annotations") or {}),
+        creation_timestamp=meta.get("creationTimestamp"),
     )
 
 

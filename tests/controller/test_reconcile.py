@@ -235,6 +235,45 @@ def test_another_autoscaler_on_the_target_means_hands_off(kube, clock, prom, api
     assert [e["reason"] for e in _events(kube)] == ["AnotherAutoscaler"]
 
 
+@pytest.mark.parametrize(("first", "second", "gap_s", "winner"), [
+    pytest.param("zeta", "alpha", 5, "zeta", id="the-older-wins-whatever-its-name"),
+    pytest.param("beta", "alpha", 0, "alpha", id="same-second-the-name-decides"),
+])
+def test_two_predictive_autoscalers_on_one_target_one_acts(kube, clock, prom, first, second, gap_s, winner) -> None:
+    """Two PAs on one Deployment flapped its replicas (13 -> 5 -> 10 -> 5) with OwnedByAnotherAutoscaler
+    False. Now the older keeps the target and the newer gets the condition and an Event."""
+    from controller.loop import Controller
+
+    def running_target(value: str) -> list[dict]:
+        return [{"type": "Pods", "pods": {"metric": {"name": "vllm:num_requests_running"},
+                                          "target": {"type": "AverageValue", "averageValue": value}}}]
+
+    kube.create("apps/v1", "deployments", deployment(replicas=2))
+    # 32 requests in flight in all: the winner's target (8 per pod) wants 4 replicas, the other's 8.
+    targets = {winner: "8", (second if winner == first else first): "4"}
+    kube.create(*PA, autoscaler(first, forecast=None, capacity=None, metrics=running_target(targets[first])))
+    clock.advance(gap_s)
+    kube.create(*PA, autoscaler(second, forecast=None, capacity=None, metrics=running_target(targets[second])))
+    reconciler = make_reconciler(kube, prom, None)
+    controller = Controller(reconciler, reconciler.clients.kube, clock)
+    seen = []
+    for _ in range(4):
+        pods = sync_pods(kube)
+        prom.pod_metrics["vllm:num_requests_running"] = {p: 32.0 / len(pods) for p in pods}
+        outcomes = {o.key.split("/")[1]: o for o in controller.step(force=True)}
+        seen.append(_replicas(kube))
+        clock.advance(15)
+    loser = second if winner == first else first
+    assert outcomes[loser].reason == "AnotherAutoscaler" and not outcomes[loser].scaled
+    assert outcomes[winner].reason != "AnotherAutoscaler"
+    owned = {c["type"]: c for c in kube.get(*PA, loser)["status"]["conditions"]}["OwnedByAnotherAutoscaler"]
+    assert owned["status"] == "True" and f"PredictiveAutoscaler {winner}" in owned["message"]
+    assert {c["type"]: c for c in kube.get(*PA, winner)["status"]["conditions"]}[
+        "OwnedByAnotherAutoscaler"]["status"] == "False"
+    assert [e["regarding"]["name"] for e in _events(kube) if e["reason"] == "AnotherAutoscaler"] == [loser]
+    assert seen == [4, 4, 4, 4], f"one controller of the scale, the winner's answer, no flapping: {seen}"
+
+
 def test_an_hpa_on_another_workload_is_not_a_conflict(kube, clock, prom) -> None:
     kube.create("apps/v1", "deployments", deployment(replicas=2))
     kube.create("autoscaling/v2", "horizontalpodautoscalers", {
