@@ -361,6 +361,16 @@ class TLSSettings(_Strict):
         default=None,
         description="require client certificates signed by this CA (the API aggregator's front proxy)",
     )
+    grpc_client_ca_file: Path | None = Field(
+        default=None,
+        description="the KEDA scaler's port only: require client certificates signed by this CA (KEDA "
+                    "authenticates with a client certificate, never a token); default: client_ca_file",
+    )
+
+    @property
+    def grpc_client_ca(self) -> Path | None:
+        """The CA the gRPC port verifies clients with (None: it verifies none)."""
+        return self.grpc_client_ca_file or self.client_ca_file
 
 
 class BindSettings(_Strict):
@@ -530,5 +540,6 @@ def _resolve_paths(config: ServiceConfig, base: Path) -> ServiceConfig:
         updates["tls"] = config.tls.model_copy(update={
             "cert_file": fix(config.tls.cert_file), "key_file": fix(config.tls.key_file),
             "client_ca_file": fix(config.tls.client_ca_file),
+            "grpc_client_ca_file": fix(config.tls.grpc_client_ca_file),
         })
     return config.model_copy(update=updates)

@@ -15,6 +15,7 @@ integers up so an older KEDA never provisions below the forecast.
 
 from __future__ import annotations
 
+import hmac
 import math
 import threading
 from concurrent import futures
@@ -153,19 +154,65 @@ class ExternalScaler(pb_grpc.ExternalScalerServicer):
         )])
 
 
+class BearerTokenInterceptor(grpc.ServerInterceptor):
+    """Refuse a call without `authorization: Bearer <token>` metadata (UNAUTHENTICATED), as the HTTP
+    API refuses a request without the header (auth.bearer_token_file).
+
+    KEDA's external scaler client sends no call metadata: it authenticates with TLS client
+    certificates only (its trigger's caCert, tlsClientCert, tlsClientKey). So where the gRPC port
+    verifies client certificates (tls.grpc_client_ca_file, else tls.client_ca_file), a certificate
+    verified in the handshake is the credential and this check is not installed; without one, only
+    clients that send the token (not KEDA) can use the scaler.
+    """
+
+    def __init__(self, token: str):
+        self._token = token.encode()
+
+    def _refusal(self, handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
+        def deny(_request: Any, context: grpc.ServicerContext) -> Any:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                deny, request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        return grpc.unary_unary_rpc_method_handler(
+            deny, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+
+    def intercept_service(self, continuation, handler_call_details):  # noqa: ANN001 - grpc's signature
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        sent = dict(handler_call_details.invocation_metadata or ()).get("authorization", "")
+        scheme, _, credentials = sent.partition(" ")
+        if scheme.lower() != "bearer" or not credentials:
+            return self._refusal(handler, "missing bearer token (authorization metadata)")
+        if not hmac.compare_digest(credentials.strip().encode(), self._token):
+            return self._refusal(handler, "invalid bearer token")
+        return handler
+
+
 def start_grpc_server(state: ServiceState, *, host: str, port: int, tls: Any = None,
                       stream_period_seconds: float | None = None,
-                      max_workers: int = 8) -> tuple[grpc.Server, int, ExternalScaler]:
-    """Start the scaler on host:port (0: a free port); returns (server, bound port, servicer)."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="keda"))
+                      max_workers: int = 8, token: str | None = None) -> tuple[grpc.Server, int, ExternalScaler]:
+    """Start the scaler on host:port (0: a free port); returns (server, bound port, servicer).
+
+    `token` (auth.bearer_token_file's): required of every call unless TLS verifies client
+    certificates (BearerTokenInterceptor says why)."""
+    client_ca = tls.grpc_client_ca if tls is not None else None
+    mutual_tls = client_ca is not None
+    interceptors = [BearerTokenInterceptor(token)] if token and not mutual_tls else []
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="keda"),
+                         interceptors=interceptors)
     servicer = ExternalScaler(state, stream_period_seconds=stream_period_seconds)
     pb_grpc.add_ExternalScalerServicer_to_server(servicer, server)
     address = f"{host}:{port}"
     if tls is not None:
         credentials = grpc.ssl_server_credentials(
             [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
-            root_certificates=tls.client_ca_file.read_bytes() if tls.client_ca_file else None,
-            require_client_auth=tls.client_ca_file is not None,
+            root_certificates=client_ca.read_bytes() if client_ca is not None else None,
+            require_client_auth=mutual_tls,
         )
         bound = server.add_secure_port(address, credentials)
     else:

@@ -130,6 +130,7 @@ def serve(config: ServiceConfig, *, log_level: str = "info",
     if config.bind.grpc_port is not None:
         grpc_server, port, servicer = start_grpc_server(
             service.state, host=config.bind.host, port=config.bind.grpc_port, tls=config.tls,
+            token=_load_token(config.auth.bearer_token_file),
         )
         log.info("KEDA external scaler on %s:%d", config.bind.host, port)
     kwargs: _UvicornTLS = {}

@@ -23,7 +23,9 @@ OVERLAYS = ("minimal", "keda", "apiservice", "cert-manager", "monitoring")
 # Secrets the pods mount that no overlay creates, and who makes them: the README's commands, or
 # cert-manager in the cert-manager overlay.
 USER_SECRETS = {"prescaler-forecaster-tls", "prescaler-forecaster-token"}
-CUSTOM_KINDS = {"cert-manager.io/v1": {"Issuer", "Certificate"}, "keda.sh/v1alpha1": {"ScaledObject"},
+KEDA_CLIENT_SECRET = "prescaler-keda-client-tls"  # the README's too; read by KEDA, not by a pod
+CUSTOM_KINDS = {"cert-manager.io/v1": {"Issuer", "Certificate"},
+                "keda.sh/v1alpha1": {"ScaledObject", "TriggerAuthentication"},
                 "prescaler.dev/v1alpha1": {"PredictiveAutoscaler"},
                 "monitoring.coreos.com/v1": {"PodMonitor", "ServiceMonitor", "PrometheusRule"}}
 
@@ -121,7 +123,7 @@ def test_every_file_the_forecaster_config_names_is_mounted(rendered) -> None:
     args = spec["containers"][0]["args"]
     assert _inside(args[args.index("--config") + 1], mounts), "the config file itself"
     named = [config["registry_dir"], config["auth"]["bearer_token_file"], config["tls"]["cert_file"],
-             config["tls"]["key_file"]]
+             config["tls"]["key_file"], config["tls"]["grpc_client_ca_file"]]
     for path in named:
         assert _inside(path, mounts), f"the forecaster config names {path}, which no volume mounts"
     # The token the forecaster checks is the token the controller sends: the same Secret.
@@ -158,7 +160,7 @@ def test_the_readme_secret_commands_make_what_the_pods_mount(tmp_path) -> None:
     the keys the pods read (tls.crt, tls.key, ca.crt; token)."""
     commands = _readme_commands()
     assert len(commands) >= 2, "the README creates the TLS and the token Secret"
-    for name in ("ca.crt", "tls.crt", "tls.key"):
+    for name in ("ca.crt", "tls.crt", "tls.key", "keda-client.crt", "keda-client.key"):
         (tmp_path / name).write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
     made = {}
     for command in commands:
@@ -171,4 +173,25 @@ def test_the_readme_secret_commands_make_what_the_pods_mount(tmp_path) -> None:
         made[secret["metadata"]["name"]] = (secret["metadata"].get("namespace"), set(secret.get("data", {})))
     assert made["prescaler-forecaster-tls"] == ("prescaler", {"tls.crt", "tls.key", "ca.crt"})
     assert made["prescaler-forecaster-token"] == ("prescaler", {"token"})
-    assert set(made) == USER_SECRETS
+    assert made[KEDA_CLIENT_SECRET] == ("llm", {"ca.crt", "tls.crt", "tls.key"})
+    assert set(made) == USER_SECRETS | {KEDA_CLIENT_SECRET}
+
+
+def test_keda_authenticates_with_the_client_certificate_the_forecaster_verifies() -> None:
+    """KEDA's external scaler sends no token, so with the forecaster's token on, the ScaledObject must
+    present a client certificate: through a TriggerAuthentication on the README's Secret, and the
+    forecaster's gRPC port must verify it against a CA file its pod mounts."""
+    docs = render("keda")
+    (scaled,) = [d for d in docs if d["kind"] == "ScaledObject"]
+    (auth,) = [d for d in docs if d["kind"] == "TriggerAuthentication"]
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
+    assert auth["metadata"]["namespace"] == scaled["metadata"]["namespace"], "a TriggerAuthentication is namespaced"
+    refs = {r["parameter"]: (r["name"], r["key"]) for r in auth["spec"]["secretTargetRef"]}
+    assert refs == {"caCert": (KEDA_CLIENT_SECRET, "ca.crt"), "tlsClientCert": (KEDA_CLIENT_SECRET, "tls.crt"),
+                    "tlsClientKey": (KEDA_CLIENT_SECRET, "tls.key")}
+    (config_map,) = [d for d in docs
+                     if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "prescaler-forecaster-config"]
+    config = yaml.safe_load(config_map["data"]["forecaster.yaml"])
+    assert config["auth"]["bearer_token_file"] and config["tls"]["grpc_client_ca_file"]
+    assert config["bind"]["grpc_port"] == int(trigger["metadata"]["scalerAddress"].rsplit(":", 1)[1])

@@ -108,3 +108,83 @@ def test_unready_is_unavailable(untrained):
         assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         stop_grpc_server(server, servicer)
+
+
+@pytest.mark.parametrize(("metadata", "code"), [
+    pytest.param(None, grpc.StatusCode.UNAUTHENTICATED, id="no-token"),
+    pytest.param((("authorization", "Bearer wrong"),), grpc.StatusCode.UNAUTHENTICATED, id="wrong-token"),
+    pytest.param((("authorization", "Basic c2VjcmV0"),), grpc.StatusCode.UNAUTHENTICATED, id="other-scheme"),
+    pytest.param((("authorization", "Bearer s3cret"),), None, id="the-token"),
+])
+def test_a_configured_token_is_required_of_every_call(service, metadata, code) -> None:
+    """auth.bearer_token_file held for the HTTP API only: a client with no token got metrics over gRPC."""
+    server, port, servicer = start_grpc_server(service.state, host="127.0.0.1", port=0, token="s3cret",
+                                               stream_period_seconds=0.05)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.ExternalScalerStub(channel)
+            calls = [
+                lambda: stub.GetMetrics(pb.GetMetricsRequest(scaledObjectRef=ref(workload="m-small")),
+                                        metadata=metadata),
+                lambda: stub.IsActive(ref(workload="m-small"), metadata=metadata),
+                lambda: next(stub.StreamIsActive(ref(workload="m-small"), metadata=metadata, timeout=5)),
+            ]
+            for call in calls:
+                if code is None:
+                    call()  # answers
+                    continue
+                with pytest.raises(grpc.RpcError) as caught:
+                    call()
+                assert caught.value.code() == code and "bearer token" in caught.value.details()
+    finally:
+        stop_grpc_server(server, servicer)
+
+
+def _openssl(*args: str, cwd) -> None:
+    import subprocess
+
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl."""
+    import shutil
+    from types import SimpleNamespace
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    d = tmp_path_factory.mktemp("pki")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+             "-days", "1", "-subj", "/CN=test-ca", cwd=d)
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                 "-subj", f"/CN={name}", cwd=d)
+        (d / f"{name}.ext").write_text(ext + "\n")
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-out", f"{name}.crt", "-days", "1", "-extfile", f"{name}.ext", cwd=d)
+    from forecaster.service.config import TLSSettings
+
+    # The gRPC port alone verifies clients (the HTTPS port's probes carry no certificate).
+    return SimpleNamespace(dir=d, tls=TLSSettings(cert_file=d / "server.crt", key_file=d / "server.key",
+                                                  grpc_client_ca_file=d / "ca.crt"))
+
+
+def test_with_client_certificates_keda_needs_no_token(service, pki) -> None:
+    """KEDA's external scaler sends no call metadata, only a client certificate: with tls.client_ca_file
+    the verified certificate is the credential; a client without one fails the handshake."""
+    server, port, servicer = start_grpc_server(service.state, host="127.0.0.1", port=0, tls=pki.tls,
+                                               token="s3cret")
+    d = pki.dir
+    try:
+        with_cert = grpc.ssl_channel_credentials((d / "ca.crt").read_bytes(), (d / "client.key").read_bytes(),
+                                                 (d / "client.crt").read_bytes())
+        with grpc.secure_channel(f"127.0.0.1:{port}", with_cert) as channel:
+            assert pb_grpc.ExternalScalerStub(channel).IsActive(ref(workload="m-small"), timeout=5).result is True
+        without = grpc.ssl_channel_credentials((d / "ca.crt").read_bytes())
+        with grpc.secure_channel(f"127.0.0.1:{port}", without) as channel:
+            with pytest.raises(grpc.RpcError) as caught:
+                pb_grpc.ExternalScalerStub(channel).IsActive(ref(workload="m-small"), timeout=5)
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        stop_grpc_server(server, servicer)
