@@ -8,8 +8,11 @@ projected, emptyDir, persistentVolumeClaim). What cannot be the same is rewritte
 - an absolute path under a mountPath becomes the same path under the root;
 - a Service's cluster DNS name (and a port the host cannot bind) becomes its loopback address, from
   a table the test gives, in the args and in the mounted files;
-- the in-cluster service account becomes `--kubeconfig` (the fake API server speaks plain HTTP,
-  which the in-cluster loader refuses): the one argument added.
+- the in-cluster service account becomes a kubeconfig named by the `KUBECONFIG` environment
+  variable (the fake API server speaks plain HTTP, which the in-cluster loader refuses). The official
+  client reads `KUBECONFIG` outside a pod, so every command finds it; no argument is added (a
+  `--kubeconfig` flag would break a command that has none, as `forecaster serve` has none: its
+  discovery reads the API server through the same client defaults).
 Anything the runner does not know (a volume type, an env source) is an error naming it, so a
 manifest change that the test cannot follow fails loudly instead of being skipped.
 """
@@ -21,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -128,13 +132,21 @@ class LocalPod:
 
     # ---- rewriting ---------------------------------------------------------------------------
     def rewrite(self, text: str) -> str:
-        """Paths under a mountPath -> under the root; cluster DNS names -> loopback addresses."""
-        for mount_path in sorted(self.mounts, key=len, reverse=True):
-            # Only at a path boundary, so /var/run/x does not rewrite /var/run/xy or /var/run/x-y.
-            text = re.sub(re.escape(mount_path.rstrip("/")) + r"(?![\w.-])",
-                          lambda _m, p=mount_path: str(self.mounts[p]), text)
-        for name in sorted(self.hosts, key=len, reverse=True):
-            text = re.sub(r"(?<![\w.-])" + re.escape(name) + r"(?![\w.-])", self.hosts[name], text)
+        """Paths under a mountPath -> under the root; cluster DNS names -> loopback addresses.
+
+        Each table is one pass of one alternation (longest first), so what a replacement writes is
+        never rewritten again: the root usually lies under /tmp, and a pod that mounts /tmp would
+        otherwise have /etc/x rewritten to <root>/etc/x and then that to <root>/<root>/etc/x."""
+        if self.mounts:
+            by_path = {m.rstrip("/") or "/": here for m, here in self.mounts.items()}
+            # Only a whole path: /var/run/x is not the start of /var/run/xy, /var/run/x-y or /a/var/run/x.
+            pattern = r"(?<![\w./-])(" + "|".join(
+                re.escape(p) for p in sorted(by_path, key=len, reverse=True)) + r")(?![\w.-])"
+            text = re.sub(pattern, lambda m: str(by_path[m.group(1)]), text)
+        if self.hosts:
+            pattern = r"(?<![\w.-])(" + "|".join(
+                re.escape(n) for n in sorted(self.hosts, key=len, reverse=True)) + r")(?![\w.-])"
+            text = re.sub(pattern, lambda m: self.hosts[m.group(1)], text)
         return text
 
     # ---- volumes -----------------------------------------------------------------------------
@@ -208,7 +220,9 @@ class LocalPod:
 
     # ---- env ---------------------------------------------------------------------------------
     def _env(self) -> dict[str, str]:
+        # No KUBERNETES_SERVICE_* (the client would try the in-cluster account): the kubeconfig instead.
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+        env["KUBECONFIG"] = str(self.kubeconfig)
         container = self._container()
         for source in container.get("envFrom", []):
             if "configMapRef" in source or "secretRef" in source:
@@ -251,7 +265,7 @@ class LocalPod:
         program = shutil.which(command[0], path=str(Path(sys.executable).parent)) or shutil.which(command[0])
         if program is None:
             raise PodSpecError(f"the image's entrypoint {command[0]!r} is not installed here")
-        return [program, *command[1:], *args, "--kubeconfig", str(self.kubeconfig)]
+        return [program, *command[1:], *args]
 
     def start(self, log: Path) -> "LocalPod":
         self._materialize()
@@ -259,11 +273,17 @@ class LocalPod:
         env.setdefault("POD_NAME", self.pod_name)
         log.parent.mkdir(parents=True, exist_ok=True)
         self._log = log.open("wb")
+        # Its own process group, as a container is its own PID namespace: stop() can end every
+        # process the pod started (a worker pool's children), not only the first.
         self.process = subprocess.Popen(self.command(env), env=env, cwd=self.root, stdout=self._log,
-                                        stderr=subprocess.STDOUT)
+                                        stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
     def stop(self, timeout: float = 10.0) -> int | None:
+        """What the kubelet and the runtime do: SIGTERM to the container's first process, SIGKILL
+        after the grace period, and once it is gone, SIGKILL to whatever it left behind (the end of
+        a PID namespace kills all of it). Processes a pod leaves would otherwise outlive the test and
+        take the CPU of the next one."""
         if self.process is None:
             return None
         if self.process.poll() is None:
@@ -273,6 +293,10 @@ class LocalPod:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)  # the group keeps the first process's id
+        except ProcessLookupError:
+            pass  # nothing was left
         self._log.close()
         return self.process.returncode
 
