@@ -50,6 +50,33 @@ class Service:
     executor: Executor
 
 
+# How long a shutdown waits for retrains in flight. A pod has 30 s from SIGTERM to SIGKILL by default;
+# waiting for a training of minutes kept the forecaster "waiting for application shutdown" past it.
+# An abandoned retrain loses nothing: versions are written atomically and the next start restores
+# the last good one (its temporary directory is pruned by the registry's cleanup).
+SHUTDOWN_TRAINING_GRACE_S = 10.0
+
+
+def stop_executor(executor: Executor, grace_s: float = 5.0) -> None:
+    """Cancel queued retrains and end the worker processes, even one in the middle of a training.
+
+    `shutdown(wait=False)` alone leaves a running worker training after the service has gone (seen: a
+    worker still busy 35 minutes after a clean SIGTERM, outside a container that would have killed it).
+    """
+    # ProcessPoolExecutor keeps its workers in `_processes` (CPython 3.8-3.13); read before shutdown,
+    # which may drop the reference.
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(grace_s)
+        if process.is_alive():
+            process.kill()
+            process.join(grace_s)
+
+
 def make_executor(workers: int) -> ProcessPoolExecutor:
     # spawn, not fork: the parent runs uvicorn and gRPC threads, and forking a threaded process can
     # copy a held lock into the child (grpc documents fork as unsupported once channels exist).
@@ -67,6 +94,7 @@ def build_service(
     metrics_registry: CollectorRegistry | None = None,
     restore: bool = True,
     workloads: WorkloadSource | None = None,
+    shutdown_grace_s: float = SHUTDOWN_TRAINING_GRACE_S,
 ) -> Service:
     """The service, wired. With `restore` (the default) the registry's latest good model of every
     signal serves from the first tick, and the decisions log's recent entries are reloaded.
@@ -108,7 +136,11 @@ def build_service(
             stop.set()
             if task is not None:
                 await task
-            await scheduler.wait_idle()
+            try:
+                await asyncio.wait_for(scheduler.wait_idle(), shutdown_grace_s)
+            except (asyncio.TimeoutError, TimeoutError):
+                log.warning("shutting down with retrains in flight after %.0f s: abandoned (the last good "
+                            "versions serve at the next start)", shutdown_grace_s)
 
     app = create_app(state, token=token, metrics_registry=metrics_registry, lifespan=lifespan)
     if restore:
@@ -147,4 +179,4 @@ def serve(config: ServiceConfig, *, log_level: str = "info",
     finally:
         if grpc_server is not None:
             stop_grpc_server(grpc_server, servicer)
-        service.executor.shutdown(wait=False, cancel_futures=True)
+        stop_executor(service.executor)
