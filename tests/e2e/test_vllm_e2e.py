@@ -166,6 +166,11 @@ def test_controller_scales_real_vllm_from_real_metrics(tiny_model: Path, tmp_pat
               "the replica's metrics in Prometheus under vllm: and vllm_", explain)
         names = {s["__name__"] for s, _ in live.query('{__name__=~"vllm[:_]num_requests_running"}')}
         assert names == {"vllm:num_requests_running", "vllm_num_requests_running"}, names
+        # The capacity probe's full batch must be gone from Prometheus before the controller starts, or
+        # its first sync scales up on the probe (seen: the second replica asked 1.5 s into the load).
+        _wait(lambda: live.pod_values("vllm:num_requests_running", NS).get(pod0) == 0
+              and live.pod_values("vllm:num_requests_waiting", NS).get(pod0) == 0, 30,
+              "the probe's requests gone from the metrics", explain)
 
         # Requests in flight per pod at half the batch: one replica's load up to ~0.6x its capacity.
         kube.create("prescaler.dev/v1alpha1", "predictiveautoscalers", _autoscaler(MAX_NUM_SEQS * 0.6))
@@ -204,6 +209,9 @@ def test_controller_scales_real_vllm_from_real_metrics(tiny_model: Path, tmp_pat
         # Scale-up from real metrics, and the second replica Ready.
         _wait(lambda: replicas() == 2, 90, "the controller asking for a second replica", explain)
         asked_at = time.monotonic() - load_started
+        # Asked for by the load, not by what came before it: the low phase (0.3x capacity) holds
+        # about half the per-pod target in flight, so it is the ramp (from 20 s) that crosses it.
+        assert asked_at > 10, f"a second replica asked {asked_at:.1f} s into the low phase\n{explain()}"
         _wait(lambda: len(runner.ready_urls()) == 2, 300, "the second replica Ready", explain)
         cold_start_1 = runner.timeline.ready[-1][2]
 
