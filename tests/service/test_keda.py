@@ -97,6 +97,37 @@ def test_metric_spec_without_capacity_needs_target_size(stub):
     assert "targetSize" in caught.value.details()
 
 
+@pytest.mark.parametrize("raw", [
+    pytest.param("0", id="zero"),
+    pytest.param("-2", id="negative"),
+    pytest.param("1e308", id="overflows-int64"),
+    pytest.param("1e10", id="over-1e9"),
+    pytest.param("inf", id="inf"),
+    pytest.param("nan", id="nan"),
+    pytest.param("lots", id="not-a-number"),
+])
+def test_a_bad_target_size_is_invalid_argument_naming_it(stub, raw):
+    """1e308 was UNKNOWN "Exception calling application" (int64 overflow); 0 blamed the capacity."""
+    with pytest.raises(grpc.RpcError) as caught:
+        # requests has a capacity: an explicit targetSize is still checked, never replaced by it.
+        stub.GetMetricSpec(ref(workload="m-small", metric="prescaler-forecast-requests", targetSize=raw))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = caught.value.details()
+    assert f"scalerMetadata.targetSize {raw!r}" in details and "capacity" not in details
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    pytest.param("1e9", 1e9, id="the-largest"),
+    pytest.param("0.25", 0.25, id="fraction"),
+    pytest.param("", 320.0, id="empty-is-the-capacity"),
+])
+def test_a_good_target_size_is_kept(stub, raw, expected):
+    (spec,) = stub.GetMetricSpec(ref(workload="m-small", metric="prescaler-forecast-requests",
+                                     targetSize=raw)).metricSpecs
+    assert spec.targetSizeFloat == pytest.approx(expected)
+    assert spec.targetSize == max(1, math.ceil(expected))
+
+
 def test_unready_is_unavailable(untrained):
     service, _ = untrained
     server, port, servicer = start_grpc_server(service.state, host="127.0.0.1", port=0)
