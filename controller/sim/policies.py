@@ -28,6 +28,7 @@ from controller.policy import (
     ReactiveInputs,
     decide,
 )
+from controller.sim.backlog import ArrivalRate, replicas_needed
 from controller.sim.config import SimConfig
 from controller.sim.engine import MetricsSample
 from controller.sim.forecasting import FORECAST_SIGNALS, HindsightForecasting, RollingForecaster, horizon_for
@@ -45,14 +46,18 @@ IN_FLIGHT_METRIC = "vllm:num_requests_running_plus_waiting"
 # - running: `vllm:num_requests_running` per pod (no queue term: it cannot wind up on a queue);
 # - kv: `vllm:kv_cache_usage_perc` per pod (AIBrix's and vLLM's production-stack examples);
 # - waiting_total: an External metric `sum(vllm:num_requests_waiting)` with an AverageValue target,
-#   which is what a KEDA ScaledObject's prometheus trigger becomes (KEDA builds the HPA behind it).
-ReactiveMetric = Literal["inflight", "running", "kv", "waiting_total"]
-REACTIVE_METRICS: tuple[ReactiveMetric, ...] = ("inflight", "running", "kv", "waiting_total")
+#   which is what a KEDA ScaledObject's prometheus trigger becomes (KEDA builds the HPA behind it);
+# - drain: an External metric of the replicas the arrivals and the queue need (controller/sim/backlog.py,
+#   a recording rule in a cluster), AverageValue target = the utilization: it cannot wind up on a queue.
+ReactiveMetric = Literal["inflight", "running", "kv", "waiting_total", "drain"]
+REACTIVE_METRICS: tuple[ReactiveMetric, ...] = ("inflight", "running", "kv", "waiting_total", "drain")
+EXTERNAL_METRICS: tuple[ReactiveMetric, ...] = ("waiting_total", "drain")  # one value, not one per pod
 METRIC_NAMES: dict[str, str] = {
     "inflight": IN_FLIGHT_METRIC,
     "running": "vllm:num_requests_running",
     "kv": "vllm:kv_cache_usage_perc",
     "waiting_total": "prescaler_vllm_num_requests_waiting_sum",
+    "drain": "prescaler_vllm_replicas_needed",
 }
 
 
@@ -98,6 +103,8 @@ def base_target(metric: ReactiveMetric, workload: Workload, config: SimConfig) -
     """
     if metric == "kv":
         return kv_usage_target(workload, config)
+    if metric == "drain":
+        return 1.0  # the metric is in replicas at 100 %: the target factor is the utilization
     return in_flight_target(workload, config)
 
 
@@ -106,7 +113,7 @@ def metric_spec(metric: ReactiveMetric, target: float) -> dict:
     if target <= 0 or not math.isfinite(target):
         raise ValueError(f"the {metric} target must be a positive number, got {target}")
     value = f"{max(1, math.ceil(target * 1000))}m"
-    if metric == "waiting_total":
+    if metric in EXTERNAL_METRICS:
         return {"type": "External", "external": {
             "metric": {"name": METRIC_NAMES[metric]},
             "target": {"type": "AverageValue", "averageValue": value},
@@ -156,7 +163,7 @@ class DecideScaler:
 
     def __init__(self, name: str, spec: PredictiveAutoscalerSpec, workload: Workload, config: SimConfig,
                  forecaster: Forecasts | None = None, *, metric: ReactiveMetric = "inflight",
-                 queue_weight: float = 1.0) -> None:
+                 queue_weight: float = 1.0, drain_seconds: float = 60.0) -> None:
         if metric not in REACTIVE_METRICS:
             raise ValueError(f"unknown reactive metric {metric!r}; choose from {', '.join(REACTIVE_METRICS)}")
         self.name = name
@@ -173,6 +180,11 @@ class DecideScaler:
         self.reasons: dict[str, int] = {}
         self._ready_names = [f"vllm-{i}" for i in range(config.max_replicas)]
         self._pending_names = [f"vllm-pending-{i}" for i in range(config.max_replicas)]
+        if metric == "drain":
+            prompt, output = mean_lengths(workload)
+            self._per_replica_rps = config.replica.requests_per_second(prompt, output)
+            self._arrivals = ArrivalRate()
+            self._drain_seconds = drain_seconds
 
     def initial(self, workload: Workload, config: SimConfig) -> int:
         # Every policy starts where the capacity model says the first minutes need (a fair start).
@@ -187,11 +199,24 @@ class DecideScaler:
             seen = min(sample.ready, ready)
             if self.metric == "waiting_total":  # one External value: the sum over the scraped pods
                 observation = MetricObservation(value=sample.waiting * seen)
+            elif self.metric == "drain":
+                observation = self._drain_observation(sample, current)
             else:
                 value = (sample.running + self.queue_weight * sample.waiting if self.metric == "inflight"
                          else sample.running if self.metric == "running" else sample.kv_cache_usage)
                 observation = MetricObservation(pod_values={name: value for name in self._ready_names[:seen]})
         return ReactiveInputs(current_replicas=current, pods=pods, metrics=(observation,))
+
+    def _drain_observation(self, sample: MetricsSample, current: int) -> MetricObservation:
+        """The drain metric of `sample`: what the recording rule computes from the same scrape."""
+        in_flight = (sample.running + sample.waiting) * sample.ready
+        self._arrivals.add(sample.tick * self.tick_seconds, sample.request_success_total, in_flight)
+        arrivals = self._arrivals.per_second()
+        if arrivals is None:
+            return MetricObservation.unavailable("the arrival rate needs two scrapes")
+        return MetricObservation(value=replicas_needed(arrivals, sample.waiting * sample.ready,
+                                                       self._per_replica_rps, current, self.lead_seconds,
+                                                       self._drain_seconds))
 
     def _predictive(self, now: datetime) -> PredictiveInputs | None:
         if self.forecaster is None:
