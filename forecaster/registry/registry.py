@@ -195,9 +195,9 @@ class Registry:
             except ValidationError as exc:
                 raise RegistryError(f"invalid model card for {draft.workload}/{draft.signal}: {exc}") from exc
 
-        card = storage.write_version(
-            self.path(draft.workload, draft.signal), created, data, sha, card_for, write=self._write_file
-        )
+        parent = self.path(draft.workload, draft.signal)
+        card = storage.write_version(parent, created, data, sha, card_for, write=self._write_file)
+        self._remove_killed_saves(parent)
         log.info("registry: saved %s/%s/%s (%s)", draft.workload, draft.signal, card.version, estimator.name)
         return card
 
@@ -215,7 +215,18 @@ class Registry:
             log.info("registry: pruned %s/%s: %s", workload, signal, ", ".join(removed))
         return removed
 
-    def cleanup_temp(self, max_age_seconds: float = 3600.0) -> builtins.list[Path]:
+    def _remove_killed_saves(self, parent: Path) -> None:
+        """After a save, remove what killed saves and prunes left beside it (retention.after_save).
+        A failure is logged, not raised: the version is saved, and the next save tries again."""
+        try:
+            removed = retention.after_save(parent)
+        except OSError as exc:
+            log.warning("registry: cleaning %s failed: %s", parent, exc)
+            return
+        if removed:
+            log.info("registry: removed %d leftover(s) of killed saves from %s", len(removed), parent)
+
+    def cleanup_temp(self, max_age_seconds: float = retention.TEMP_GRACE_SECONDS) -> builtins.list[Path]:
         """Remove temp dirs left by crashed saves (older than `max_age_seconds`, so a save in progress
         is left alone) and trash left by interrupted prunes. Returns what was removed."""
         now = aware_utc(self._clock(), "clock()").timestamp()

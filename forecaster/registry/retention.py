@@ -2,7 +2,8 @@
 
 A version is removed by renaming it to a dot-prefixed trash dir first, so a half-deleted directory is
 never seen as a version (trash and temp names match no version); an interrupted prune leaves only
-trash, which `cleanup` removes with the temp dirs of crashed saves.
+trash, which `cleanup` removes with the temp dirs of crashed saves: at a service's start
+(`Registry.cleanup_temp`) and after every save into the same directory (`after_save`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from forecaster.atomic import fsync_dir
 from forecaster.registry.storage import TEMP_PREFIX
 
 TRASH_PREFIX = ".trash-"
+# A temp dir younger than this may be a save in flight in another process (`prescaler train` beside the
+# service): a save pickles and fsyncs two files, seconds at most, so an hour leaves a wide margin.
+TEMP_GRACE_SECONDS = 3600.0
 
 
 def check_keep(keep: int) -> int:
@@ -58,3 +62,13 @@ def cleanup(parent: Path, now: float, max_age_seconds: float) -> list[Path]:
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(Path(entry.path))
     return removed
+
+
+def after_save(parent: Path) -> list[Path]:
+    """`cleanup` of `parent` right after a save into it. Only a restart's cleanup ran before, so a
+    `prescaler train` killed again and again piled temp dirs up (23 after 52 kills).
+
+    Ages are measured against the file system's own time, `parent`'s mtime, which the save's
+    rename has just set: the temp dirs' mtimes are file-system time, while the registry's clock
+    may be a retrain's start (the version stamp) or a test's fake clock."""
+    return cleanup(parent, parent.stat().st_mtime, TEMP_GRACE_SECONDS)

@@ -24,7 +24,7 @@ from forecaster.registry import ModelCard
 from forecaster.service import external_metrics as em
 from forecaster.service.cache import slice_forecast
 from forecaster.service.retrain import RetrainDecision
-from forecaster.service.state import NotReady, ServiceState, UnknownMetric, UnknownWorkload
+from forecaster.service.state import NotReady, ServiceState, UnknownMetric, UnknownWorkload, not_ready_reason
 
 # Module level: handlers' string annotations (from __future__) must resolve at import time.
 _BEARER = HTTPBearer(auto_error=False, description="configured by auth.bearer_token_file")
@@ -50,7 +50,8 @@ class WorkloadSummary(BaseModel):
     serving: dict[str, str]
     forecast_generated_at: datetime | None
     last_retrain: datetime | None
-    last_error: str | None
+    last_error: str | None  # the last retrain's and last refresh's failures, while they are current
+    not_ready_reason: str | None = None  # why it has no forecast to answer from (the 503's text)
 
 
 class WorkloadSourceStatus(BaseModel):
@@ -240,9 +241,11 @@ def create_app(state: ServiceState, *, token: str | None = None,
     @app.get("/readyz", response_model=Health, tags=["health"],
              responses={503: {"model": Health, "description": "not every workload serves a model yet"}})
     async def readyz():
+        reasons = state.not_ready_reasons()
         detail = {
             name: {"ready": s.ready, "forecast": state.cache.get(name) is not None,
-                   "serving": {sig: v.card.model for sig, v in s.serving.items()}}
+                   "serving": {sig: v.card.model for sig, v in s.serving.items()},
+                   "last_error": s.last_error, "reason": reasons.get(name)}
             for name, s in state.scheduler.workloads.items()
         }
         ok = state.ready()
@@ -290,6 +293,7 @@ def create_app(state: ServiceState, *, token: str | None = None,
             serving={sig: f"{v.card.model}@{v.card.version}" for sig, v in s.serving.items()},
             forecast_generated_at=entry.generated_at if entry else None,
             last_retrain=s.last_retrain, last_error=s.last_error,
+            not_ready_reason=not_ready_reason(name, s, entry),
         )
 
     @v1.get("/workloads", response_model=list[WorkloadSummary], tags=["workloads"])

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ FORECAST_FIELDS = ("signals", "bin", "model_name", "quantile", "quantiles")
 class Serving:
     estimator: Any
     card: ModelCard
+    restored: bool = False  # loaded from the registry at start-up, not trained by this process
 
 
 @dataclass
@@ -78,12 +79,30 @@ class WorkloadState:
     retrain_requested: bool = True  # the first tick trains
     retraining: bool = False
     retrain_failed: bool = False
-    last_error: str | None = None
+    # Each kind of failure is kept apart and cleared by the next success of its kind, so what the
+    # API reports is current: a refresh that works again no longer shows the outage it came out of.
+    retrain_error: str | None = None  # the last retrain's failure (raised, or a job's `failed` decision)
+    refresh_error: str | None = None  # the last refresh's failure (history fetch, deadline, predict)
+    refresh_started: datetime | None = None  # a refresh in flight (its history fetch) since then
 
     @property
     def ready(self) -> bool:
         """Every signal has a model (a knowingly served baseline counts)."""
         return all(s in self.serving for s in self.settings.signals)
+
+    @property
+    def last_error(self) -> str | None:
+        """The failures still current: the last retrain's and the last refresh's; None when the
+        latest of each succeeded."""
+        return "; ".join(e for e in (self.refresh_error, self.retrain_error) if e) or None
+
+    @property
+    def retrain_wait(self) -> timedelta:
+        """How long after the last retrain the next one is due. After a failed retrain (source down)
+        retry sooner than a whole retrain interval, but not every tick: a few refresh intervals, so a
+        broken Prometheus is not hammered."""
+        w = self.settings
+        return min(w.retrain_interval, 5 * w.interval) if self.retrain_failed else w.retrain_interval
 
 
 class Scheduler:
@@ -195,7 +214,7 @@ class Scheduler:
             record("failed", f"registry version {card.version} has bin {card.bin_seconds}s but the config "
                              f"says {w.bin_seconds}s; not served, retraining")
             return None
-        state.serving[signal] = Serving(estimator, card)
+        state.serving[signal] = Serving(estimator, card, restored=True)
         reason = f"restored {card.model}@{card.version} from {self.registry.root}"
         if skipped:
             reason += f"; skipped {len(skipped)} newer version(s) that do not load: " + "; ".join(skipped)
@@ -311,10 +330,7 @@ class Scheduler:
             await self.resync(now)
         for state in self.workloads.values():
             w = state.settings
-            # After a failed retrain (source down) retry sooner than a whole retrain interval, but not
-            # every tick: a few refresh intervals, so a broken Prometheus is not hammered.
-            wait = min(w.retrain_interval, 5 * w.interval) if state.retrain_failed else w.retrain_interval
-            due = state.last_retrain is None or now - state.last_retrain >= wait
+            due = state.last_retrain is None or now - state.last_retrain >= state.retrain_wait
             if (due or state.retrain_requested) and not state.retraining:
                 state.retraining, state.retrain_requested = True, False
                 task = asyncio.create_task(self._retrain(state, now), name=f"retrain-{w.name}")
@@ -366,21 +382,26 @@ class Scheduler:
                 for signal, s in series.items()
             ]
             results: list[JobResult] = await asyncio.gather(*jobs)
-            for result in results:
-                await self._apply(state, result)
-            state.last_error = None
-            state.retrain_failed = False
+            # A job reports its failure as a `failed` decision rather than raising (a worker never
+            # crashes the service): that is a failed retrain as much as a history fetch that raised.
+            failed = [d for d in [await self._apply(state, r) for r in results] if d.outcome == "failed"]
+            state.retrain_error = ("retrain failed for " + "; ".join(f"{d.signal}: {d.reason}" for d in failed)
+                                   if failed else None)
+            state.retrain_failed = bool(failed)
             state.last_retrain = now
             state.last_refresh = None  # a new model: refresh on the next tick
+            if failed:
+                log.warning("%s: %s", w.name, state.retrain_error)
         except Exception as error:  # noqa: BLE001 - recorded; the serving models stay
-            state.last_error = f"retrain failed: {type(error).__name__}: {error}"
+            state.retrain_error = f"retrain failed: {type(error).__name__}: {error}"
             state.last_retrain = now
             state.retrain_failed = True
-            log.warning("%s: %s", w.name, state.last_error)
+            log.warning("%s: %s", w.name, state.retrain_error)
         finally:
             state.retraining = False
 
-    async def _apply(self, state: WorkloadState, result: JobResult) -> None:
+    async def _apply(self, state: WorkloadState, result: JobResult) -> RetrainDecision:
+        """Serve the result's model if it still fits, record its decision, and return that."""
         decision = result.decision
         stale = self._stale(state, result)
         if result.card is not None and stale is not None:
@@ -401,6 +422,7 @@ class Scheduler:
                 state.serving[decision.signal] = Serving(estimator, card)  # the swap
                 await self._prune(card.workload, card.signal)
         self._record(decision)
+        return decision
 
     def _stale(self, state: WorkloadState, result: JobResult) -> str | None:
         """Why a retrain's result no longer fits its workload (changed or removed meanwhile), or None."""
@@ -437,15 +459,21 @@ class Scheduler:
 
     async def refresh(self, state: WorkloadState, now: datetime) -> None:
         w = state.settings
+        # Seen by the API while the fetch runs: a slow Prometheus takes up to prometheus.deadline_s a
+        # call, and a 503 meanwhile says the fetch is running rather than that a model is training.
+        state.refresh_started = now
         try:
             series = await self._load_series(w, now)
             entry = await asyncio.to_thread(self._forecast, state, series, now)
             self.cache.put(w.name, entry)
             state.last_refresh = now
+            state.refresh_error = None
         except Exception as error:  # noqa: BLE001 - keep serving the previous forecast
-            state.last_error = f"refresh failed: {type(error).__name__}: {error}"
+            state.refresh_error = f"refresh failed: {type(error).__name__}: {error}"
             state.last_refresh = now
-            log.warning("%s: %s", w.name, state.last_error)
+            log.warning("%s: %s", w.name, state.refresh_error)
+        finally:
+            state.refresh_started = None
 
     def _forecast(self, state: WorkloadState, series: dict[str, Any], now: datetime) -> CachedForecast:
         from forecaster.contract import WorkloadForecast

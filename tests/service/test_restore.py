@@ -13,10 +13,12 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 import httpx
 import pytest
 
+from forecaster.prometheus.errors import PrometheusDeadlineExceeded
 from forecaster.registry import Registry
 from forecaster.service.config import parse_config
+from forecaster.service.history import TraceReplaySource
 from forecaster.service.server import Service, build_service
-from tests.service.conftest import FakeClock, LiveServer, config_dict, make_config
+from tests.service.conftest import TRACE, FakeClock, LiveServer, config_dict, make_config
 
 SIGNALS = {"requests", "output_tokens"}
 # One candidate: the tests are about persistence, and each retrain costs half as much (shared machine).
@@ -255,3 +257,104 @@ def test_old_versions_are_pruned_and_crash_leftovers_removed(stored, tmp_path):
     for signal in SIGNALS:
         serving = scheduler.workloads["m-small"].serving[signal].card.version
         assert registry.versions("m-small", signal) == [serving]
+
+
+class HistoryDown:
+    """The shipped trace as history, or, while `error` is set, that error raised by every fetch;
+    while `hold` is clear a fetch waits for it (a Prometheus that takes its time)."""
+
+    def __init__(self):
+        self.source = TraceReplaySource(TRACE)
+        self.error: Exception | None = None
+        self.hold = threading.Event()
+        self.hold.set()
+        self.fetching = threading.Event()
+
+    def __call__(self, workload, start, end):
+        self.fetching.set()
+        if not self.hold.wait(30):
+            raise TimeoutError("hold never released")
+        if self.error is not None:
+            raise self.error
+        return self.source(workload, start, end)
+
+
+DEADLINE = PrometheusDeadlineExceeded("http://prometheus:9090", "sum(rate(vllm:request_success_total[600s]))", 120)
+
+
+def test_restored_models_with_history_down_say_so_and_recover(stored):
+    """Prometheus past its deadline after a restart: the models were restored, so the 503 must say
+    that and give the fetch's error (it said "first model still training"), /readyz and the
+    workload's status carry the error, and a refresh that works again clears it."""
+    config, clock = stored
+    clock.advance(minutes=10)  # the stored models are fresh: no retrain, only refreshes
+    history = HistoryDown()
+    history.error = DEADLINE
+    executor = RecordingExecutor()
+    service = build_service(config, clock=clock, history=history, executor=executor, run_scheduler=False)
+    scheduler = service.state.scheduler
+    state = scheduler.workloads["m-small"]
+    asyncio.run(scheduler.tick())
+    assert executor.submitted == 0
+    assert "refresh failed" in state.last_error and "within the 120 s deadline" in state.last_error
+
+    server = LiveServer(service.app)
+    try:
+        forecast = httpx.get(f"{server.url}/v1/workloads/m-small/forecast", timeout=10)
+        assert forecast.status_code == 503
+        detail = forecast.json()["detail"]
+        assert "still training" not in detail
+        assert "restored from the registry" in detail and "within the 120 s deadline" in detail
+        for signal in SIGNALS:
+            assert f"{signal} last_value@{state.serving[signal].card.version}" in detail
+        external = httpx.get(f"{server.url}/apis/external.metrics.k8s.io/v1beta1/namespaces/llm/"
+                             "prescaler-desired-replicas", timeout=10)
+        assert external.status_code == 503 and external.json()["message"] == detail
+        ready = httpx.get(f"{server.url}/readyz", timeout=10)
+        assert ready.status_code == 503
+        assert "within the 120 s deadline" in ready.json()["detail"]["m-small"]["last_error"]
+        assert ready.json()["detail"]["m-small"]["reason"] == detail
+        summary = httpx.get(f"{server.url}/v1/workloads/m-small", timeout=10).json()
+        assert "within the 120 s deadline" in summary["last_error"] and summary["ready"]
+        assert summary["not_ready_reason"] == detail
+
+        history.error = None
+        clock.advance(minutes=1)
+        asyncio.run(scheduler.tick())
+        assert state.last_error is None, "the refresh works again: its old error is not current"
+        assert httpx.get(f"{server.url}/v1/workloads/m-small/forecast", timeout=10).status_code == 200
+        assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 200
+    finally:
+        server.close()
+
+
+def test_a_history_fetch_in_flight_is_what_the_503_says(stored):
+    """While the first refresh after a restart waits on a slow Prometheus, the 503 says the models are
+    restored and the history fetch is running, not that the first model is training."""
+    config, clock = stored
+    clock.advance(minutes=10)
+    history = HistoryDown()
+    history.hold.clear()
+    service = build_service(config, clock=clock, history=history, executor=RecordingExecutor(),
+                            run_scheduler=False)
+    scheduler = service.state.scheduler
+    server = LiveServer(service.app)
+
+    async def scenario() -> str:
+        tick = asyncio.create_task(scheduler.tick())
+        try:
+            assert await asyncio.to_thread(history.fetching.wait, 10)
+            response = await asyncio.to_thread(
+                httpx.get, f"{server.url}/v1/workloads/m-small/forecast", timeout=10)
+            assert response.status_code == 503
+            return response.json()["detail"]
+        finally:
+            history.hold.set()
+            await tick
+
+    try:
+        detail = asyncio.run(scenario())
+    finally:
+        server.close()
+    assert "still training" not in detail and "restored from the registry" in detail
+    assert f"history fetch running since {clock.now.isoformat()}" in detail

@@ -251,3 +251,107 @@ def test_not_ready_while_the_cached_forecast_lacks_a_signal(tmp_path):
     assert not service.state.ready()
     service.state.cache.put("m-small", full)
     assert service.state.ready()
+
+
+def test_a_first_training_past_the_prometheus_deadline_is_reported(tmp_path):
+    """A Prometheus that accepts and never answers (a real socket): the first retrain fails at the
+    deadline, last_error names it, and the 503 says the first training failed, with the error,
+    rather than "first model still training"."""
+    from forecaster.service.config import parse_config
+    from forecaster.service.state import NotReady
+    from tests.misbehaving import MisbehavingServer, hang
+    from tests.service.conftest import config_dict
+
+    server = MisbehavingServer(hang)
+    try:
+        data = config_dict(tmp_path)
+        data["history"] = {"source": "prometheus", "window": "7d"}
+        data["prometheus"] = {"url": server.url, "retries": 0, "timeout_s": 5, "deadline_s": 0.4}
+        service = build_service(parse_config(data, "test"), clock=FakeClock(), executor=ThreadPoolExecutor(1),
+                                run_scheduler=False)
+        scheduler = service.state.scheduler
+        state = scheduler.workloads["m-small"]
+        with pytest.raises(NotReady, match="first model still training"):  # true before the first tick
+            service.state.entry("m-small")
+
+        async def first() -> None:
+            await scheduler.tick()
+            await scheduler.wait_idle()
+
+        asyncio.run(first())
+    finally:
+        server.close()
+    assert state.last_error is not None and "0.4 s deadline" in state.last_error
+    assert state.retrain_failed and not state.retraining
+    with pytest.raises(NotReady) as raised:
+        service.state.entry("m-small")
+    message = str(raised.value)
+    assert "still training" not in message
+    assert "has no model yet" in message and "0.4 s deadline" in message
+
+
+def test_a_retrain_whose_jobs_fail_sets_last_error_and_retries_sooner(tmp_path):
+    """The jobs themselves fail (here the registry cannot be written: a file where the workload's
+    directory goes): run_job reports `failed` decisions instead of raising, and those must count as
+    a failed retrain too; last_error stayed null and the next try waited a whole retrain interval."""
+    clock = FakeClock()
+    config = make_config(tmp_path, interval="1m", retrain_interval="6h")
+    config.registry_dir.mkdir(parents=True)
+    (config.registry_dir / "m-small").write_text("not a directory")
+    service = build_service(config, clock=clock, executor=ThreadPoolExecutor(2), run_scheduler=False)
+    scheduler = service.state.scheduler
+    state = scheduler.workloads["m-small"]
+
+    async def retrain() -> None:
+        await scheduler.tick()
+        await scheduler.wait_idle()
+
+    asyncio.run(retrain())
+    assert [d.outcome for d in scheduler.decisions] == ["failed", "failed"]
+    assert state.last_error is not None and "retrain failed" in state.last_error
+    assert "requests" in state.last_error and "output_tokens" in state.last_error
+    assert "NotADirectoryError" in state.last_error
+    assert state.retrain_failed and not state.ready
+    from forecaster.service.state import NotReady
+
+    with pytest.raises(NotReady, match="has no model yet") as raised:
+        service.state.entry("m-small")
+    assert "NotADirectoryError" in str(raised.value)
+
+    # A failed retrain is retried after a few refresh intervals, not after the retrain interval.
+    (config.registry_dir / "m-small").unlink()
+    clock.advance(minutes=5)
+    asyncio.run(retrain())
+    assert state.ready and state.last_error is None and not state.retrain_failed
+
+
+def test_a_stale_forecast_names_the_failing_refresh(tmp_path):
+    """Prometheus down long enough for the cached forecast to run out: the 503 for the window it no
+    longer covers says why no newer forecast came (the refresh's error)."""
+    from forecaster.service.state import NotReady
+
+    clock = FakeClock()
+    source = TraceReplaySource(TRACE)
+    broken = {"on": False}
+
+    def history(workload, start, end):
+        if broken["on"]:
+            raise ConnectionError("prometheus: connection refused")
+        return source(workload, start, end)
+
+    service = build_service(make_config(tmp_path, retrain_interval="30d"), clock=clock, history=history,
+                            executor=ThreadPoolExecutor(1), run_scheduler=False)
+    scheduler = service.state.scheduler
+
+    async def scenario():
+        await scheduler.tick()
+        await scheduler.wait_idle()
+        await scheduler.tick()
+        broken["on"] = True
+        clock.advance(days=3)  # past any horizon of the cached forecast
+        await scheduler.tick()
+
+    asyncio.run(scenario())
+    with pytest.raises(NotReady, match="does not cover") as raised:
+        service.state.read_metric("m-small", "prescaler-desired-replicas")
+    assert "refresh failed" in str(raised.value) and "connection refused" in str(raised.value)
