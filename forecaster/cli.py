@@ -305,8 +305,11 @@ def register(app: typer.Typer) -> None:
         model_name: str | None = typer.Option(None, "--model-name", help="vLLM model_name label (--prometheus)"),
         days: float = typer.Option(14.0, "--days", help="days of history to read (--prometheus)"),
     ) -> None:
-        """Backtest, select, fit on all history and save to the registry; prints the model card."""
+        """Backtest, select, fit on all history and save to the registry; prints the model card
+        (with --signal all: one JSON object of the cards, keyed by signal)."""
         try:
+            import json
+
             from forecaster.registry import Registry, validate_signal, validate_workload
             from forecaster.training import card_fields, evaluate_and_fit, make_config, resolve_models
 
@@ -325,6 +328,7 @@ def register(app: typer.Typer) -> None:
             else:
                 signals = [validate_signal(signal)]
             store = Registry(registry)
+            cards = {}
             for name in signals:
                 series = _series(frame, name, bin_s, source)
                 with _ProgressBar(len(factories)) as bar:
@@ -336,12 +340,18 @@ def register(app: typer.Typer) -> None:
                 card = store.save(
                     trained.estimator, card_fields(trained, series, workload=workload, signal=name)
                 )
-                typer.echo(card.model_dump_json(indent=2))
+                cards[name] = card
                 typer.echo(
                     f"saved {workload}/{name} version {card.version} ({card.model}: {record.reason}) "
                     f"in {store.path(workload, name, card.version)}",
                     err=True,
                 )
+            # stdout holds one JSON value: one card per signal printed in turn was a stream of
+            # documents that `jq`/json.loads refuse. One signal prints its card as it always did.
+            if signal == "all":
+                typer.echo(json.dumps({n: c.model_dump(mode="json") for n, c in cards.items()}, indent=2))
+            else:
+                typer.echo(cards[signals[0]].model_dump_json(indent=2))
         except _user_errors() as error:
             _fail(_message(error))
 

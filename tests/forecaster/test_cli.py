@@ -135,3 +135,17 @@ def test_bad_trace_content_names_the_line(app, tmp_path):
 def test_train_source_errors(app, args, message):
     result = run(app, *args)
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_train_all_signals_prints_one_json_object_keyed_by_signal(app, tmp_path):
+    """`--signal all` printed three card documents stuck together, which no JSON reader parses: it
+    prints one object, each signal's card under its name (one signal still prints the card itself)."""
+    registry = tmp_path / "models"
+    result = run(app, "train", TRACE, "--workload", "m-small", "--signal", "all", "--models", "last_value",
+                 "--refits", "1", "--eval-days", "1", "--registry", str(registry))
+    assert result.exit_code == 0, result.output
+    cards = json.loads(result.stdout)
+    assert sorted(cards) == ["output_tokens", "prompt_tokens", "requests"]
+    for signal, card in cards.items():
+        assert card["signal"] == signal and card["workload"] == "m-small"
+        assert (registry / "m-small" / signal / card["version"] / "card.json").is_file()

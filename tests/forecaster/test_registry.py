@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -491,3 +492,22 @@ def test_a_version_pruned_by_another_process_meanwhile_is_skipped(tmp_path, cloc
     assert registry.latest("m-small", "requests") == card
     estimator, loaded, skipped = registry.load_latest_good("m-small", "requests")
     assert loaded == card and skipped[0].startswith("20991231T235959Z-abcdef: no version")
+
+
+def test_a_save_prunes_the_temp_dirs_of_killed_saves(registry, clock, series) -> None:
+    """Killed trainings left .tmp- dirs that nothing removed until the service restarted (23 after
+    52 kills of `prescaler train`): each save removes those older than the grace period. The
+    registry's clock is fixed in 2026-01 here, far from the files' mtimes: age is file-system time."""
+    (first,) = save_n(registry, clock, series, 1)
+    parent = registry.path("m-small", "requests")
+    stale, young = parent / ".tmp-20260102T030405Z-0123456789ab", parent / ".tmp-20260102T030406Z-0123456789ab"
+    for leftover in (stale, young):
+        leftover.mkdir()
+        (leftover / ARTIFACT_FILE).write_bytes(b"half a pickle")
+    two_hours_ago, ten_minutes_ago = time.time() - 2 * 3600, time.time() - 600
+    os.utime(stale, (two_hours_ago, two_hours_ago))
+    os.utime(young, (ten_minutes_ago, ten_minutes_ago))  # may be a save in flight in another process
+
+    (second,) = save_n(registry, clock, series, 1)
+    assert sorted(p.name for p in parent.iterdir()) == sorted([first.version, second.version, young.name])
+    assert registry.latest("m-small", "requests") == second
