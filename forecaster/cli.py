@@ -369,13 +369,18 @@ def register(app: typer.Typer) -> None:
 
             from forecaster.registry import Registry, validate_signal, validate_workload
             from forecaster.series import parse_duration
+            from forecaster.service.config import check_horizon, check_horizon_length
 
             validate_workload(workload)
             validate_signal(signal)
             seconds = parse_duration(horizon).total_seconds()
+            # The service's limits (forecaster.service.config): the length now, the steps once the
+            # model's bin is known, both before anything is predicted.
+            check_horizon_length(seconds, field="--horizon")
             estimator, card, skipped = Registry(registry).load_latest_good(workload, signal)
             for line in skipped:
                 typer.echo(f"warning: skipped {line}", err=True)
+            check_horizon(seconds, card.bin_seconds, field="--horizon")
             forecast = make_forecast(
                 estimator, card, seconds, generated_at=datetime.now(timezone.utc)
             )

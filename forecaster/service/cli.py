@@ -4,6 +4,10 @@ Adds `serve` to the `forecaster` command group when another module has already r
 group (forecaster.cli), and creates the group otherwise, so the two modules can register in either
 order. Heavy imports happen inside the command.
 
+`serve --check` validates the config (forecaster.service.config) and what serving it needs from the
+machine (forecaster.service.preflight): the files it names readable, the certificate and key loadable,
+the registry writable. `serve` runs the same checks first, so neither ends in a traceback.
+
 The composition root (prescaler/cli.py) registers the command with `workload_source`, the factory
 of the PredictiveAutoscaler source (prescaler.discovery.workload_source): discovery reads the
 objects through the controller's client, and this package imports neither controller/ nor
@@ -59,16 +63,24 @@ def register(app: typer.Typer, *, workload_source: WorkloadSourceFactory | None 
         config: Path = typer.Option(..., "--config", "-c", help="service config YAML",
                                     exists=False, dir_okay=False),
         log_level: str = typer.Option("info", help="uvicorn log level"),
-        check: bool = typer.Option(False, "--check", help="validate the config and exit"),
+        check: bool = typer.Option(False, "--check", help="validate the config and the files, directories "
+                                   "and certificates it names, then exit"),
     ) -> None:
         """Serve forecasts over REST, the Kubernetes external metrics API and KEDA gRPC."""
         from forecaster.service.config import ConfigError, load_config
+        from forecaster.service.preflight import check_serving, format_problems
 
         try:
             cfg = load_config(config)
         except ConfigError as error:
             typer.echo(str(error), err=True)
             raise typer.Exit(2) from None
+        # Both with and without --check: a missing token, TLS or trace file, or an unwritable
+        # registry, otherwise surfaced as a traceback from whichever part read it first.
+        problems = check_serving(cfg)
+        if problems:
+            typer.echo(format_problems(problems, str(config)), err=True)
+            raise typer.Exit(2)
         if check:
             typer.echo(f"{config}: valid ({describe(cfg)})")
             return

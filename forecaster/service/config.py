@@ -13,6 +13,7 @@ discovery every entry must also be a complete `WorkloadSettings`, and is refused
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -34,7 +35,7 @@ from pydantic import (
 
 from forecaster.contract import DEFAULT_QUANTILES, SIGNALS, Signal, quantile_key
 from forecaster.contract.capacity import Combine
-from forecaster.contract.durations import parse_timedelta
+from forecaster.contract.durations import format_go, parse_timedelta
 from forecaster.errors import ForecasterError
 from forecaster.prometheus.config import PrometheusConfig
 from forecaster.series import bin_seconds
@@ -42,6 +43,58 @@ from forecaster.series import bin_seconds
 
 class ConfigError(ForecasterError, ValueError):
     """The service config is unreadable or invalid. The message names the file and each bad field."""
+
+
+# --- what the models can serve -------------------------------------------------------------------
+# A horizon, its steps and the quantiles size the arrays each refresh computes and each answer
+# carries. Unbounded, `max_horizon: 10000d` left the service computing a first forecast it never
+# finished (1.6 GB and growing) and `forecast --horizon 1000d` wrote 33 MB. The same limits bind the
+# config (here), `prescaler forecast --horizon` (forecaster.cli) and, through max_horizon and the
+# served quantiles, every HTTP request (forecaster.service.app refuses a horizon past max_horizon).
+#
+# 14 days: the default history window. The seasonal models repeat the days and weeks they saw, so a
+# horizon past the history is the same weeks again, not a forecast; the controller asks for lead
+# time + interval (minutes), dashboards for a day or a week.
+MAX_HORIZON = timedelta(days=14)
+# 14 days at 5-minute bins (10-minute bins, the default, reach the horizon limit first). The cost is
+# per step: the baselines' calibration keeps one in-sample error array per lead, so memory grows as
+# steps x history bins. Peak memory of one last_value predict over 14 days of history, measured at
+# 4032 steps: 0.24 GB at 5-minute bins (the interpreter's 0.15 included), 1.2 GB at 1-minute bins;
+# 20160 steps (14 days at 1-minute bins, accepted before this limit) took 3.2 GB and 11 s.
+MAX_HORIZON_STEPS = 4032
+# A 5 % grid (0.05 .. 0.95, 19 quantiles) and one more: each quantile is a column of every point and
+# of every lead's calibration, and no scaling rule reads more than a few.
+MAX_QUANTILES = 20
+
+
+def format_span(seconds: float) -> str:
+    """'14d', '2d19h12m', '90s': whole days first, then Go's form of the rest."""
+    days, rest = divmod(seconds, 86400)
+    if days < 1 or rest != int(rest):
+        return format_go(seconds)
+    return f"{int(days)}d" + (format_go(rest) if rest else "")
+
+
+def check_horizon_length(seconds: float, *, field: str) -> None:
+    """ValueError naming `field` and the limit when a horizon is longer than MAX_HORIZON."""
+    if seconds > MAX_HORIZON.total_seconds():
+        limit = format_span(MAX_HORIZON.total_seconds())
+        raise ValueError(f"{field} {format_span(seconds)} is over the limit of {limit} (the models repeat "
+                         "the history they saw; a longer horizon is no forecast)")
+
+
+def check_horizon(seconds: float, bin_seconds: int, *, field: str) -> int:
+    """The number of `bin_seconds` steps covering a horizon of `seconds`; ValueError naming `field`
+    and the limit when the horizon or its steps are past what the models serve."""
+    check_horizon_length(seconds, field=field)
+    steps = max(1, math.ceil(seconds / bin_seconds))
+    if steps > MAX_HORIZON_STEPS:
+        raise ValueError(
+            f"{field} {format_span(seconds)} at bin {format_span(bin_seconds)} is {steps} steps, over the limit "
+            f"of {MAX_HORIZON_STEPS} steps ({format_span(MAX_HORIZON_STEPS * bin_seconds)} at this bin); "
+            f"shorten {field} or use a coarser bin"
+        )
+    return steps
 
 
 # The CRD's grammar (forecaster.contract.durations), positive: a zero bin or window means nothing.
@@ -152,6 +205,15 @@ def _quantile(value: float) -> float:
 def _quantiles(value: list[float]) -> list[float]:
     for q in value:
         quantile_key(q)
+    count = len({round(q, 6) for q in value})  # as served_quantiles counts them
+    if count > MAX_QUANTILES:
+        raise ValueError(f"quantiles lists {count} quantiles, over the limit of {MAX_QUANTILES}")
+    return value
+
+
+def _horizon(value: timedelta) -> timedelta:
+    # The steps limit needs the bin: WorkloadSettings checks it with the other cross-field rules.
+    check_horizon_length(value.total_seconds(), field="max_horizon")
     return value
 
 
@@ -190,6 +252,7 @@ Quantiles = Annotated[list[float], AfterValidator(_quantiles)]
 Model = Annotated[str, AfterValidator(_model)]
 Candidates = Annotated[list[str], AfterValidator(_candidates)]
 Bin = Annotated[Duration, AfterValidator(_bin)]
+Horizon = Annotated[Duration, AfterValidator(_horizon)]
 
 
 class CapacitySettings(_Strict):
@@ -237,7 +300,7 @@ class WorkloadSettings(_Strict):
     lead_time: Duration = timedelta(minutes=5)
     interval: Duration = timedelta(minutes=1)
     retrain_interval: Duration = timedelta(hours=6)
-    max_horizon: Duration = timedelta(hours=24)
+    max_horizon: Horizon = timedelta(hours=24)
     backtest_window: Duration = timedelta(days=2)
     capacity: CapacitySettings
 
@@ -259,6 +322,13 @@ class WorkloadSettings(_Strict):
             )
         if self.backtest_window < self.bin * 2:
             raise ValueError(f"backtest_window ({self.backtest_window}) must span at least two bins")
+        check_horizon(self.max_horizon.total_seconds(), self.bin_seconds, field="max_horizon")
+        served = self.served_quantiles
+        if len(served) > MAX_QUANTILES:
+            raise ValueError(
+                f"quantiles ({len(served) - 1}) and quantile {self.quantile} make {len(served)} served "
+                f"quantiles, over the limit of {MAX_QUANTILES}"
+            )
         return self
 
     @property
@@ -319,7 +389,7 @@ class WorkloadOverride(_Strict):
     lead_time: Duration | None = None
     interval: Duration | None = None
     retrain_interval: Duration | None = None
-    max_horizon: Duration | None = None
+    max_horizon: Horizon | None = None
     backtest_window: Duration | None = None
     capacity: CapacityOverride | None = None
 
@@ -504,9 +574,18 @@ def load_config(path: str | Path) -> ServiceConfig:
     """Read and validate a YAML service config; relative paths in it are relative to the file."""
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as error:
         raise ConfigError(f"{path}: cannot read config: {error.strerror}") from error
+    try:
+        # utf-8-sig: a byte order mark (some Windows editors write one) is not part of the text.
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise ConfigError(
+            f"{path}: not UTF-8 text: byte 0x{raw[error.start]:02x} at offset {error.start} (line {line}) "
+            "cannot be decoded; save the config as UTF-8"
+        ) from error
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:

@@ -104,6 +104,9 @@ def test_train_all_signals(app, tmp_path):
         pytest.param(["forecast", "--workload", "ghost", "--registry", "/nonexistent/models"],
                      "no model stored for workload 'ghost'", id="no-model"),
         pytest.param(["forecast", "--workload", "w", "--horizon", "-2h"], "is not like", id="bad-horizon"),
+        # Checked before the registry is read: 1000 days once wrote a 33 MB forecast.
+        pytest.param(["forecast", "--workload", "w", "--horizon", "1000d", "--registry", "/nonexistent/models"],
+                     "--horizon 1000d is over the limit of 14d", id="horizon-limit"),
     ],
 )
 def test_errors_are_one_line_and_exit_2(app, args, message):
@@ -149,3 +152,25 @@ def test_train_all_signals_prints_one_json_object_keyed_by_signal(app, tmp_path)
     for signal, card in cards.items():
         assert card["signal"] == signal and card["workload"] == "m-small"
         assert (registry / "m-small" / signal / card["version"] / "card.json").is_file()
+
+
+def test_forecast_horizon_is_bounded_in_steps_of_the_models_bin(app, tmp_path):
+    """At a 1-minute model 3 days are 4320 steps, past forecaster.service.config.MAX_HORIZON_STEPS:
+    refused with the limit and the longest horizon at that bin, before anything is predicted."""
+    import numpy as np
+    import pandas as pd
+
+    index = pd.date_range("2025-01-01", periods=3 * 1440, freq="1min", tz="UTC")
+    counts = np.random.default_rng(0).poisson(30, index.size)
+    trace = tmp_path / "one-minute.csv"
+    pd.DataFrame({"timestamp": index.strftime("%Y-%m-%dT%H:%M:%SZ"), "requests": counts}).to_csv(trace, index=False)
+    registry = str(tmp_path / "models")
+    trained = run(app, "train", str(trace), "--workload", "w", "--models", "last_value", "--refits", "1",
+                  "--eval-days", "1", "--registry", registry)
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.stdout)["bin_seconds"] == 60
+    result = run(app, "forecast", "--workload", "w", "--horizon", "3d", "--registry", registry, "--json")
+    assert result.exit_code == 2, result.output
+    assert ("--horizon 3d at bin 1m is 4320 steps, over the limit of 4032 steps (2d19h12m at this bin)"
+            in result.output)
+    assert result.output.strip().count("\n") == 0 and "Traceback" not in result.output

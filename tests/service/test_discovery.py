@@ -296,6 +296,7 @@ def test_check_says_what_discovery_will_read(tmp_path):
     from prescaler.cli import app
 
     runner = CliRunner()
+    (tmp_path / "kc.yaml").write_text("apiVersion: v1\nkind: Config\n")  # --check reads the files it names
     path = _config(tmp_path, "discovery: {enabled: true, namespaces: [llm, team-b], resync: 1m, "
                              "kubeconfig: kc.yaml}\nworkloads: [{name: m-small, quantile: 0.95}]\n")
     result = runner.invoke(app, ["forecaster", "serve", "--config", path, "--check"])
