@@ -155,8 +155,8 @@ def test_retrain_request_is_picked_up_by_the_next_tick(tmp_path):
     asyncio.run(scenario())
 
 
-def test_broken_history_keeps_the_serving_model(tmp_path):
-    clock = FakeClock()
+def _breakable_history():
+    """The trace as a history source that raises ConnectionError while broken["on"] is True."""
     source = TraceReplaySource(TRACE)
     broken = {"on": False}
 
@@ -164,6 +164,13 @@ def test_broken_history_keeps_the_serving_model(tmp_path):
         if broken["on"]:
             raise ConnectionError("prometheus: connection refused")
         return source(workload, start, end)
+
+    return history, broken
+
+
+def test_broken_history_keeps_the_serving_model(tmp_path):
+    clock = FakeClock()
+    history, broken = _breakable_history()
 
     service = build_service(make_config(tmp_path), clock=clock, history=history,
                             executor=ThreadPoolExecutor(1), run_scheduler=False)
@@ -331,13 +338,7 @@ def test_a_stale_forecast_names_the_failing_refresh(tmp_path):
     from forecaster.service.state import NotReady
 
     clock = FakeClock()
-    source = TraceReplaySource(TRACE)
-    broken = {"on": False}
-
-    def history(workload, start, end):
-        if broken["on"]:
-            raise ConnectionError("prometheus: connection refused")
-        return source(workload, start, end)
+    history, broken = _breakable_history()
 
     service = build_service(make_config(tmp_path, retrain_interval="30d"), clock=clock, history=history,
                             executor=ThreadPoolExecutor(1), run_scheduler=False)
